@@ -1,0 +1,99 @@
+"""Engine-neutral types: what every engine takes (Photo, Options) and returns (Reconstruction).
+
+Coordinate conventions (all engines):
+- Photo pixels: x right, y down, origin at the top-left corner of the upright (EXIF-applied) image.
+- Mesh / 3D landmarks: metres, right-handed, +X to the subject's left (image right), +Y up, +Z out of the face
+  towards the camera; origin near the centre of the head. Vertices are in the face's *own* frame (pose removed),
+  so a mesh always looks straight down -Z at the viewer when rendered without rotation.
+- Camera: weak perspective.  ``photo_xy = scale * (R @ X)[:2] * [1, -1] + [tx, ty]`` maps a mesh point X to photo
+  pixels (the y flip turns Y-up into image-y-down).  R is the head rotation (yaw/pitch/roll, degrees, see Face).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    max_faces: int = 20
+    min_face_px: int = 10          # smallest face box side, in photo pixels, that is reconstructed
+    texture_size: int = 1024       # UV atlas side in pixels
+    video: bool = True             # render turntable.mp4 / turntable.gif
+    frames: int = 30               # turntable frame count
+    sweep_degrees: float = 60.0    # total yaw sweep of the turntable (60 = +-30 like HRN; 360 = full turn)
+    render_size: int = 512         # turntable / render frame side in pixels
+    max_pixels: int = 50_000_000   # decoded pixel limit (decompression-bomb guard)
+
+
+@dataclass
+class Photo:
+    """A decoded, upright RGB photo."""
+
+    rgb: np.ndarray                 # (H, W, 3) uint8
+    name: str = "photo"
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+@dataclass
+class Camera:
+    scale: float                    # pixels per metre
+    rotation: np.ndarray            # (3, 3) head rotation
+    translation: np.ndarray         # (2,) pixel offset
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        rotated = points @ self.rotation.T
+        return self.scale * rotated[:, :2] * np.array([1.0, -1.0]) + self.translation
+
+
+@dataclass
+class Face:
+    index: int
+    bbox: tuple[float, float, float, float]      # x0, y0, x1, y1 in photo pixels
+    score: float                                  # detection confidence 0..1
+    yaw: float                                    # degrees, + = subject turns to their left (we see their right cheek)
+    pitch: float                                  # degrees, + = looking up
+    roll: float                                   # degrees, + = head tilted counter-clockwise in the image
+    vertices: np.ndarray                          # (N, 3) float32, metres, face frame (see module doc)
+    triangles: np.ndarray                         # (M, 3) int32, counter-clockwise seen from outside
+    uvs: np.ndarray                               # (N, 2) float32 in [0, 1], v = 0 at the bottom of the texture
+    normals: np.ndarray                           # (N, 3) float32, unit
+    texture: np.ndarray                           # (T, T, 3) uint8 RGB, row 0 = top (v = 1)
+    texture_synthesized: float                    # fraction of texture pixels not seen in the photo (mirrored/filled)
+    landmarks_2d: np.ndarray                      # (K, 2) photo pixels
+    landmarks_3d: np.ndarray                      # (K, 3) metres, face frame
+    camera: Camera
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Reconstruction:
+    engine: str
+    width: int
+    height: int
+    faces: list[Face]
+    warnings: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    photo: Photo | None = None                    # the (possibly enhanced) photo the faces were taken from
+
+
+class Engine(Protocol):
+    name: str
+
+    def load(self) -> None:
+        """Load weights; called once per process, after any fork."""
+
+    def reconstruct(self, photo: Photo, options: Options, progress: ProgressFn | None = None) -> Reconstruction:
+        """Find and reconstruct every face. Raises NoFaceError when there is none."""

@@ -1,0 +1,120 @@
+"""Face candidates from MediaPipe's BlazeFace detectors, run on the whole image and on overlapping tiles.
+
+Candidates are deliberately generous (tiles, both models, a mirrored pass); the engine verifies every one with the
+landmark model, which removes the cat / ball / texture boxes that tiling brings.
+
+Measured on ../shared/faces (verified faces / faces by eye): whole image only 3/6 on c_group_t1_six; + tiles 6/6,
+7/7 night bar, 17/~27 crowd, 1/4 tiny-faces PNG (12 px faces). A 15 % grey border on the whole-image pass took
+c_group_selfie from 4 to 6 of 7 (edge-cut faces); a reflected border invents mirror faces, so it is constant grey.
+Profiles (b_yaw_left_face, b_yaw_dim_room, cameraman, the 3rd emma panel) are all found by the first pass; the
+engine's fallback (mirrored image with both models + a 2.2x looser landmark crop) runs only when nothing verified,
+costs ~+10 ms, and recovers nothing extra on this set. Landmark-model yaw under-reads strong profiles (about 50-55
+degrees for faces judged 60-75 by eye), still above the 45-degree extreme_yaw line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# (model, grid, tile side / short side). Measured on ../shared/faces: short-range 3x3 half-size tiles find most
+# small faces; full-range on a 2x2 grid of larger tiles adds the tiniest (12 px in a 128 px image).
+TILINGS = (("short", 3, 0.5), ("full", 2, 0.6))
+PAD_FRACTION = 0.15     # grey border on the whole-image pass: faces cut by the frame edge are found far more often
+
+
+@dataclass
+class Candidate:
+    box: tuple[float, float, float, float]     # x0, y0, x1, y1, pixels of the image given to detect()
+    score: float
+    keypoints: np.ndarray                      # (6, 2): right eye, left eye, nose, mouth, right ear, left ear
+
+    @property
+    def side(self) -> float:
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+    def scaled(self, factor: float) -> "Candidate":
+        return Candidate(tuple(v * factor for v in self.box), self.score, self.keypoints * factor)
+
+
+class Detector:
+    def __init__(self, min_score: float = 0.4) -> None:
+        from mediapipe.python.solutions.face_detection import FaceDetection
+
+        self._models = {
+            "short": FaceDetection(model_selection=0, min_detection_confidence=min_score),
+            "full": FaceDetection(model_selection=1, min_detection_confidence=min_score),
+        }
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+
+    def run(self, rgb: np.ndarray, model: str) -> list[Candidate]:
+        height, width = rgb.shape[:2]
+        result = self._models[model].process(rgb)
+        found = []
+        for detection in result.detections or ():
+            data = detection.location_data
+            rel = data.relative_bounding_box
+            box = (rel.xmin * width, rel.ymin * height, (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height)
+            keypoints = np.array([[k.x * width, k.y * height] for k in data.relative_keypoints])
+            found.append(Candidate(box, float(detection.score[0]), keypoints))
+        return found
+
+    def detect(self, rgb: np.ndarray, tiles: bool = True, mirrored: bool = False) -> list[Candidate]:
+        pad = int(PAD_FRACTION * max(rgb.shape[:2]))
+        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        found = [_shift(c, -pad, -pad) for model in ("full", "short") for c in self.run(padded, model)]
+        if tiles:
+            for model, grid, fraction in TILINGS:
+                for x0, y0, tile in tile_views(rgb, grid, fraction):
+                    found += [_shift(c, x0, y0) for c in self.run(tile, model)]
+        if mirrored:
+            width = rgb.shape[1]
+            flipped = np.ascontiguousarray(rgb[:, ::-1])
+            for model in ("full", "short"):
+                found += [_unmirror(c, width) for c in self.run(flipped, model)]
+        return found
+
+
+def tile_views(rgb: np.ndarray, grid: int = 3, fraction: float = 0.5):
+    """Overlapping square tiles (side = fraction of the short side) on a grid, so faces are larger in them."""
+    height, width = rgb.shape[:2]
+    side = int(min(height, width) * fraction)
+    if side < 48:
+        return
+    for y0 in np.linspace(0, height - side, grid).astype(int):
+        for x0 in np.linspace(0, width - side, max(grid, round(grid * width / height))).astype(int):
+            yield int(x0), int(y0), np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
+
+
+def _shift(c: Candidate, dx: float, dy: float) -> Candidate:
+    x0, y0, x1, y1 = c.box
+    return Candidate((x0 + dx, y0 + dy, x1 + dx, y1 + dy), c.score, c.keypoints + [dx, dy])
+
+
+def _unmirror(c: Candidate, width: int) -> Candidate:
+    x0, y0, x1, y1 = c.box
+    keypoints = c.keypoints.copy()
+    keypoints[:, 0] = width - keypoints[:, 0]
+    keypoints = keypoints[[1, 0, 2, 3, 5, 4]]          # the mirror swaps the subject's left and right
+    return Candidate((width - x1, y0, width - x0, y1), c.score, keypoints)
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def suppress(candidates: list[Candidate], threshold: float = 0.3) -> list[Candidate]:
+    """Greedy non-maximum suppression, best score first."""
+    kept: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: -c.score):
+        if all(iou(c.box, k.box) < threshold for k in kept):
+            kept.append(c)
+    return kept
