@@ -1,0 +1,137 @@
+"""Engine benchmark over ../shared/faces: per-stage p50/p95, the one-face fast path, the turntable, peak RSS.
+
+Run: ``.venv/bin/python bench/bench_engine.py [--engine cpu] [--repeat 1] [--faces-dir DIR]`` (``make bench``).
+Prints tables; asserts nothing. Targets: one ~1 MP face mesh+texture+JSON p50 <= 150 ms; 30-frame 512^2 turntable
+render + MP4 <= 1.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.artifacts import result_document, write_artifacts  # noqa: E402
+from shared.artifacts.turntable import turntable_frames, write_mp4  # noqa: E402
+from shared.engines import get_engine  # noqa: E402
+from shared.engines.base import Options  # noqa: E402
+from shared.errors import Face3dError  # noqa: E402
+from shared.imaging import decode_image  # noqa: E402
+from shared.pipeline import process_photo  # noqa: E402
+
+STAGES = ("decode", "detect", "landmarks", "mesh", "texture", "export", "render", "encode")
+ONE_FACE_PHOTO = "a_frontal_obama.jpg"          # 910 x 1137 = 1.03 MP, one face
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def timed(fn, repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def bench_photos(engine, photos: list[Path], repeat: int, workdir: Path) -> dict[str, list[float]]:
+    stages: dict[str, list[float]] = defaultdict(list)
+    print(f"{'photo':<36} {'faces':>5} {'total ms':>9}  note")
+    for photo in photos:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            try:
+                result = process_photo(photo.read_bytes(), photo.name, engine, Options(), workdir / photo.stem)
+            except Face3dError as exc:
+                note, faces = exc.code.value, 0
+            else:
+                note, faces = ",".join(result.reconstruction.warnings) or "-", len(result.reconstruction.faces)
+                for stage, ms in result.reconstruction.timings_ms.items():
+                    stages[stage].append(ms)
+            total = (time.perf_counter() - start) * 1000
+        print(f"{photo.name:<36} {faces:>5} {total:>9.0f}  {note}")
+    return stages
+
+
+def print_stage_table(stages: dict[str, list[float]]) -> None:
+    print(f"\n{'stage':<12} {'n':>4} {'p50 ms':>9} {'p95 ms':>9}")
+    for stage in [*STAGES, *sorted(set(stages) - set(STAGES))]:
+        values = stages.get(stage, [])
+        print(f"{stage:<12} {len(values):>4} {percentile(values, 50):>9.1f} {percentile(values, 95):>9.1f}")
+
+
+def bench_one_face(engine, path: Path, repeat: int, workdir: Path) -> None:
+    data = path.read_bytes()
+    options = Options(video=False)
+
+    def mesh_texture_json():
+        photo = decode_image(data, path.name)
+        recon = engine.reconstruct(photo, options)
+        json.dumps(result_document(recon, []))
+
+    def with_files():
+        photo = decode_image(data, path.name)
+        write_artifacts(engine.reconstruct(photo, options), workdir / "one_face", options)
+
+    fast = timed(mesh_texture_json, repeat)
+    files = timed(with_files, max(1, repeat // 2))
+    print(f"\none face, {path.name} ({decode_image(data).width}x{decode_image(data).height}):")
+    print(f"  decode+mesh+texture+JSON  p50 {statistics.median(fast):7.1f} ms  (target <= 150)")
+    print(f"  ... + OBJ/PNG/GLB + vis   p50 {statistics.median(files):7.1f} ms")
+
+
+def bench_turntable(engine, path: Path, repeat: int, workdir: Path) -> None:
+    recon = engine.reconstruct(decode_image(path.read_bytes(), path.name), Options(video=False))
+    render_ms, encode_ms = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        frames = list(turntable_frames(recon.faces, 30, 60.0, 512))
+        middle = time.perf_counter()
+        write_mp4(frames, workdir / "turntable.mp4")
+        render_ms.append((middle - start) * 1000)
+        encode_ms.append((time.perf_counter() - middle) * 1000)
+    triangles = sum(len(face.triangles) for face in recon.faces)
+    total = [r + e for r, e in zip(render_ms, encode_ms)]
+    print(f"\nturntable, 30 frames 512^2, {triangles} triangles:")
+    print(f"  render p50 {statistics.median(render_ms):.0f} ms, MP4 encode p50 {statistics.median(encode_ms):.0f} ms,"
+          f" total p50 {statistics.median(total):.0f} ms  (target <= 1500)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", default="cpu")
+    parser.add_argument("--repeat", type=int, default=1, help="passes over the photo folder")
+    parser.add_argument("--faces-dir", type=Path, default=ROOT / ".." / "shared" / "faces")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    engine = get_engine(args.engine)
+    print(f"engine {args.engine} loaded in {(time.perf_counter() - start) * 1000:.0f} ms")
+    photos = sorted(p for p in args.faces_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    with tempfile.TemporaryDirectory(prefix="face3d-bench-") as tmp:
+        workdir = Path(tmp)
+        print_stage_table(bench_photos(engine, photos, args.repeat, workdir))
+        one_face = args.faces_dir / ONE_FACE_PHOTO
+        if one_face.is_file():
+            bench_one_face(engine, one_face, 10, workdir)
+            bench_turntable(engine, one_face, 3, workdir)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

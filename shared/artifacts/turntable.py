@@ -1,0 +1,82 @@
+"""Turntable video: every face of the photo, tiled in one square frame, turning about its vertical axis.
+
+Layout: one video per photo. Faces are tiled in a near-square grid (ceil(sqrt(n)) columns) inside a
+``render_size`` x ``render_size`` frame, so the cost of a frame does not grow with the face count.
+Motion: ``frames`` frames. A sweep below 360 degrees oscillates smoothly, yaw = sweep/2 * sin(2 pi (k + 1/3) / frames),
+so the clip loops without a jump (60 = +-30 degrees, like HRN); the 1/3 phase keeps any two neighbouring frames
+from sharing a yaw (Pillow would merge identical GIF frames). 360 is a full turn at constant speed.
+Files: turntable.mp4 (H.264, yuv420p, even side: an odd ``render_size`` is rounded down) and turntable.gif.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import imageio_ffmpeg
+import numpy as np
+from PIL import Image
+
+from shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
+from shared.engines.base import Face
+
+FPS = 15
+
+
+def frame_side(render_size: int) -> int:
+    return max(16, render_size - render_size % 2)
+
+
+def yaw_schedule(frames: int, sweep_degrees: float) -> np.ndarray:
+    steps = np.arange(frames) / max(frames, 1)
+    if sweep_degrees >= 360:
+        return 360.0 * steps
+    return sweep_degrees / 2 * np.sin(2 * np.pi * (steps + 1 / (3 * max(frames, 1))))
+
+
+def grid(count: int) -> tuple[int, int]:
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return cols, max(1, math.ceil(count / cols))
+
+
+def tiled_frame(meshes: list[TexturedMesh], side: int, yaw: float) -> np.ndarray:
+    cols, rows = grid(len(meshes))
+    tile = side // cols
+    frame = np.empty((side, side, 3), np.uint8)
+    frame[:] = BACKGROUND
+    top = (side - rows * tile) // 2
+    left = (side - cols * tile) // 2
+    for i, mesh in enumerate(meshes):
+        y, x = top + (i // cols) * tile, left + (i % cols) * tile
+        frame[y:y + tile, x:x + tile] = render(mesh, tile, View(yaw_degrees=float(yaw))).rgb
+    return frame
+
+
+def turntable_frames(faces: list[Face], frames: int, sweep_degrees: float, render_size: int) -> Iterator[np.ndarray]:
+    meshes = [TexturedMesh.from_face(face) for face in faces]
+    side = frame_side(render_size)
+    for yaw in yaw_schedule(frames, sweep_degrees):
+        yield tiled_frame(meshes, side, yaw)
+
+
+def write_mp4(frames: list[np.ndarray], path: Path) -> Path:
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (width, height), fps=FPS, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+        macro_block_size=2, ffmpeg_log_level="error",
+        output_params=["-preset", "veryfast", "-crf", "23", "-movflags", "+faststart"],
+    )
+    writer.send(None)                 # start the generator (launches ffmpeg)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+def write_gif(frames: list[np.ndarray], path: Path) -> Path:
+    # One palette for the whole clip (taken from the middle frame) keeps colours steady and quantising cheap.
+    palette = Image.fromarray(frames[len(frames) // 2]).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    images = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / FPS), loop=0,
+                   optimize=False, disposal=1)
+    return path

@@ -1,0 +1,36 @@
+"""One photo, end to end: decode -> reconstruct -> write artifacts. Used by ``face3d reconstruct`` and the worker.
+
+Errors propagate as ``shared.errors`` types (InputError for undecodable or oversized photos, NoFaceError, ...).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.artifacts import RESULT_NAME, result_document, write_artifacts
+from shared.engines.base import Engine, Options, ProgressFn, Reconstruction
+from shared.imaging import decode_image
+
+
+@dataclass
+class PhotoResult:
+    reconstruction: Reconstruction
+    files: list[Path]
+    document: dict
+
+
+def process_photo(data: bytes, name: str, engine: Engine, options: Options, outdir: Path,
+                  progress: ProgressFn | None = None) -> PhotoResult:
+    if progress is not None:
+        progress("decode")
+    start = time.perf_counter()
+    photo = decode_image(data, name=name, max_pixels=options.max_pixels)
+    decode_ms = (time.perf_counter() - start) * 1000
+    recon = engine.reconstruct(photo, options, progress)
+    recon.timings_ms = {"decode": decode_ms, **recon.timings_ms}
+    if recon.photo is None:
+        recon.photo = photo
+    files = write_artifacts(recon, Path(outdir), options, progress)
+    artifacts = [path for path in files if path.name != RESULT_NAME]
+    return PhotoResult(reconstruction=recon, files=files, document=result_document(recon, artifacts))

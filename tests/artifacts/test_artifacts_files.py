@@ -1,0 +1,126 @@
+"""The files write_artifacts produces from a synthetic reconstruction: valid, loadable, the sizes asked for."""
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from shared.artifacts.meshes import face_file_names
+
+
+def test_progress_reports_stages_in_order_and_times_them(synthetic_output):
+    recon, _, _, stages = synthetic_output
+    assert stages == ["export", "render", "encode"]
+    assert all(recon.timings_ms[stage] > 0 for stage in stages)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_obj_loads_back_with_uvs_texture_and_geometry(synthetic_output, synthetic_options, index):
+    recon, _, outdir, _ = synthetic_output
+    face = recon.faces[index]
+    mesh = trimesh.load(outdir / f"face_{index}.obj", process=False)
+    assert mesh.vertices.shape == face.vertices.shape
+    np.testing.assert_allclose(mesh.vertices, face.vertices, atol=1e-5)
+    np.testing.assert_array_equal(mesh.faces, face.triangles)
+    uv = mesh.visual.uv
+    assert uv.min() >= 0.0 and uv.max() <= 1.0
+    np.testing.assert_allclose(uv, face.uvs, atol=1e-5)
+    assert mesh.visual.material.image.size == (synthetic_options.texture_size,) * 2
+
+
+def test_mtl_names_the_png_by_relative_name(synthetic_output):
+    _, _, outdir, _ = synthetic_output
+    names = face_file_names(0)
+    assert f"mtllib {names['mtl']}" in (outdir / names["obj"]).read_text()
+    assert f"map_Kd {names['texture']}" in (outdir / names["mtl"]).read_text().splitlines()
+
+
+def test_texture_png_has_requested_size_and_content(synthetic_output, synthetic_options):
+    recon, _, outdir, _ = synthetic_output
+    image = Image.open(outdir / "face_0_texture.png")
+    assert image.format == "PNG" and image.mode == "RGB"
+    assert image.size == (synthetic_options.texture_size,) * 2
+    expected = cv2.resize(recon.faces[0].texture, image.size, interpolation=cv2.INTER_CUBIC)
+    assert np.abs(np.asarray(image).astype(int) - expected).mean() < 8
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_glb_loads_back_with_embedded_texture(synthetic_output, synthetic_options, index):
+    recon, _, outdir, _ = synthetic_output
+    scene = trimesh.load(outdir / f"face_{index}.glb", process=False)
+    (mesh,) = scene.geometry.values()
+    assert len(mesh.faces) == len(recon.faces[index].triangles)
+    np.testing.assert_allclose(mesh.visual.uv, recon.faces[index].uvs, atol=1e-5)
+    material = mesh.visual.material
+    assert material.baseColorTexture.size == (synthetic_options.texture_size,) * 2
+    assert material.metallicFactor == 0.0                     # not glTF's metallic default
+
+
+def test_result_json_matches_schema_and_names_existing_files(synthetic_output):
+    recon, files, outdir, _ = synthetic_output
+    document = json.loads((outdir / "result.json").read_text())
+    assert document["version"] == 1 and document["units"] == "metres" and "+y = up" in document["axes"]
+    assert document["image"] == {"width": recon.width, "height": recon.height}
+    assert document["engine"] == "synthetic"
+    assert set(document["timings_ms"]) >= {"detect", "export", "render", "encode"}
+    assert len(document["faces"]) == len(recon.faces)
+    for face, entry in zip(recon.faces, document["faces"]):
+        assert entry["index"] == face.index
+        assert set(entry) >= {"bbox", "score", "yaw", "pitch", "roll", "warnings", "texture_synthesized", "files",
+                              "landmarks_2d", "landmarks_3d", "camera"}
+        assert entry["yaw"] == pytest.approx(face.yaw, abs=0.01)
+        np.testing.assert_allclose(entry["bbox"], face.bbox, atol=0.01)
+        assert np.shape(entry["landmarks_2d"]) == (len(face.landmarks_2d), 2)
+        assert np.shape(entry["landmarks_3d"]) == (len(face.landmarks_3d), 3)
+        assert np.shape(entry["camera"]["rotation"]) == (3, 3)
+        assert entry["files"] == face_file_names(face.index)
+    named = [name for entry in document["faces"] for name in entry["files"].values()]
+    named += list(document["files"].values())
+    assert set(document["files"]) == {"vis", "turntable_mp4", "turntable_gif"}
+    assert all((outdir / name).is_file() for name in named)
+    assert {path.name for path in files} == set(named) | {"result.json"}
+
+
+def test_result_json_floats_are_rounded(synthetic_output):
+    _, _, outdir, _ = synthetic_output
+    numbers = re.findall(r"-?\d+\.(\d+)", (outdir / "result.json").read_text())
+    assert numbers and max(len(decimals) for decimals in numbers) <= 6
+
+
+def test_vis_png_shows_photo_width_and_a_render_panel(synthetic_output):
+    recon, _, outdir, _ = synthetic_output
+    vis = cv2.imread(str(outdir / "vis.png"))
+    assert vis.shape[1] == recon.width                       # 640 wide: inside 512..1280, kept
+    assert vis.shape[0] > recon.height                       # renders below the photo
+    panel = vis[recon.height:]
+    assert (np.abs(panel.astype(int) - 48).sum(axis=2) > 30).mean() > 0.05   # something rendered on the grey
+
+
+def test_no_video_writes_no_turntable_and_no_faces_keeps_a_document(make_reconstruction, tmp_path):
+    from dataclasses import replace
+
+    from shared.artifacts import write_artifacts
+    from shared.engines.base import Options
+
+    recon = make_reconstruction(faces=1, texture_size=64)
+    files = write_artifacts(recon, tmp_path, replace(Options(), video=False, texture_size=64))
+    names = {path.name for path in files}
+    assert "turntable.mp4" not in names and "turntable.gif" not in names
+    assert {"face_0.obj", "face_0.glb", "vis.png", "result.json"} <= names
+    assert "turntable_mp4" not in json.loads((tmp_path / "result.json").read_text())["files"]
+
+
+def test_reconstruction_without_faces_still_gets_vis_and_document(make_reconstruction, tmp_path):
+    from shared.artifacts import write_artifacts
+    from shared.engines.base import Options
+
+    recon = make_reconstruction(faces=1)
+    recon.faces = []
+    names = {path.name for path in write_artifacts(recon, tmp_path, Options())}
+    assert names == {"vis.png", "result.json"}
+    assert json.loads((tmp_path / "result.json").read_text())["faces"] == []

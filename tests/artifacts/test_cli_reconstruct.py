@@ -1,0 +1,43 @@
+"""``face3d reconstruct`` through click's CliRunner on real photos."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from shared.cli_reconstruct import output_dirs, reconstruct
+
+FAST = ["--texture-size", "128", "--no-video"]
+
+
+def test_output_dirs_one_photo_uses_outdir_and_several_get_unique_stems(tmp_path):
+    assert output_dirs([Path("a/x.jpg")], tmp_path) == [tmp_path]
+    dirs = output_dirs([Path("a/x.jpg"), Path("b/x.png"), Path("y.jpg"), Path("c/x.jpg")], tmp_path)
+    assert [d.name for d in dirs] == ["x", "x_2", "y", "x_3"]
+
+
+def test_single_photo_succeeds_into_outdir(cpu_engine, faces_dir, tmp_path):
+    result = CliRunner().invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "a_frontal_obama.jpg" in result.output and "1 of 1 photos" in result.output
+    assert len(json.loads((tmp_path / "result.json").read_text())["faces"]) == 1
+
+
+def test_no_face_photo_is_reported_and_the_others_still_run(cpu_engine, faces_dir, tmp_path):
+    photos = [str(faces_dir / "f_noface_grass.jpg"), str(faces_dir / "a_frontal_darkskin_woman.jpg")]
+    result = CliRunner().invoke(reconstruct, [*photos, "-o", str(tmp_path), *FAST])
+    assert result.exit_code == 1, result.output
+    assert "f_noface_grass.jpg: no_face_detected" in result.output
+    assert "1 of 2 photos" in result.output
+    assert (tmp_path / "a_frontal_darkskin_woman" / "result.json").is_file()
+    assert not (tmp_path / "f_noface_grass" / "result.json").exists()
+
+
+def test_usage_errors_exit_2(faces_dir, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg")]).exit_code == 2        # no -o
+    assert runner.invoke(reconstruct, [str(tmp_path / "missing.jpg"), "-o", str(tmp_path)]).exit_code == 2
+    assert runner.invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path),
+                                       "--frames", "0"]).exit_code == 2
+    assert runner.invoke(reconstruct, ["-o", str(tmp_path)]).exit_code == 2                           # no photo
