@@ -193,3 +193,26 @@ def test_every_other_photo_reconstructs_without_crashing(run, name):
     result = run(name)
     assert result.faces, name
     assert result.width == result.photo.width and result.height == result.photo.height
+
+
+def test_tiny_faces_are_all_found(run):
+    # four faces of 10-14 px in a 128 px letterboxed PNG (a FaceBoxes + 3DDFA pipeline finds none of them)
+    faces = run("g_tiny_faces_4faces.png").faces
+    assert len(faces) == 4
+    assert all("small_face" in f.warnings for f in faces)
+    assert all(max(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) < 20 for f in faces)
+
+
+def test_letterboxed_photo_is_not_taken_for_a_dark_one(run):
+    assert "low_light_enhanced" not in run("g_tiny_faces_4faces.png").warnings
+
+
+def test_min_face_px_counts_original_photo_pixels(cpu_engine):
+    photo = load_image(photo_path("g_tiny_faces_4faces.png"))
+    with pytest.raises(NoFaceError):
+        cpu_engine.reconstruct(photo, Options(texture_size=64, min_face_px=20))
+
+
+@pytest.mark.parametrize("name", names("a_"))
+def test_frontal_photos_read_near_zero_yaw(run, name):
+    assert abs(run(name).faces[0].yaw) < 15

@@ -2,7 +2,8 @@
 
 Pipeline: decode -> (low light: CLAHE + gamma) -> detect on a <= 1280 px copy (whole image padded + overlapping
 tiles, both BlazeFace models) -> verify every box with the 468-point landmark model (presence score, second pass on
-the landmark-derived region, shape residual against the mean face) -> similarity Procrustes pose -> Loop-subdivided
+the landmark-derived region, shape residual against the mean face; boxes under 24 px by detector agreement instead)
+-> similarity Procrustes pose (observed depth stretched 1.0-1.4x to best fit x, y) -> Loop-subdivided
 mesh in the face frame -> texture atlas sampled from the full-resolution photo, unseen texels mirrored / filled.
 """
 from shared.engines.cpu.engine import CpuEngine

@@ -16,6 +16,10 @@ from shared.engines.cpu.texture import bake
 from shared.errors import EngineUnavailable, NoFaceError
 
 DETECT_MAX_SIDE = 1280       # detection runs on a copy no larger than this; landmarks and texture use full resolution
+TINY_FACE_PX = 24            # below this (detector box, photo pixels) the landmark presence score is noise
+TINY_MIN_SUPPORT = 2         # tiny faces are verified by detector agreement instead: boxes from >= 2 views ...
+TINY_MIN_SCORE = 0.75        # ... the best of them at least this confident
+MIN_DETECT_PX = 8            # BlazeFace boxes smaller than this are hands, badges and buttons
 MIN_PRESENCE = 0.5           # landmark model's face-presence score, on both passes
 MAX_SHAPE_RMS = 0.009        # metres (real faces <= 7.6 mm on ../shared/faces): residual of the landmarks against the mean face after similarity alignment
 SMALL_FACE_PX = 40
@@ -27,8 +31,14 @@ LOOSE_ROI = 2.2              # retry crop scale (profiles: the detector box cove
 class Found:
     fit: LandmarkFit
     score: float
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]     # landmark extent, photo pixels
     geometry: FaceGeometry
+    detector_side: float = 0.0
+
+    @property
+    def side(self) -> float:
+        """Both boxes under-read a 12 px face by a pixel or two; the larger is the fairer size for min_face_px."""
+        return max(_side(self.box), self.detector_side)
 
 
 class CpuEngine:
@@ -76,7 +86,7 @@ class CpuEngine:
         found = self._verify(rgb, candidates)
         if not found:                        # profiles and hard cases: mirrored pass and looser crops
             found = self._verify(rgb, self._candidates(rgb, mirrored=True), loose=True)
-        found = [f for f in found if _side(f.box) >= options.min_face_px]
+        found = [f for f in found if f.side >= options.min_face_px]
         if not found:
             raise NoFaceError(f"{photo.name}: no face found")
         if len(found) > options.max_faces:
@@ -102,14 +112,16 @@ class CpuEngine:
         scale = min(1.0, DETECT_MAX_SIDE / max(rgb.shape[:2]))
         small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
         found = self._detector.detect(small, tiles=not mirrored, mirrored=mirrored)
-        return suppress([c.scaled(1.0 / scale) for c in found], threshold=0.5)
+        found = suppress([c.scaled(1.0 / scale) for c in found], threshold=0.5)
+        return [c for c in found if c.side >= MIN_DETECT_PX]
 
     def _verify(self, rgb: np.ndarray, candidates: list[Candidate], loose: bool = False) -> list[Found]:
         found: list[Found] = []
         for candidate in candidates:
             if any(_covers(f.box, candidate.box) for f in found):
                 continue
-            fit = self._landmark_fit(rgb, candidate, loose)
+            tiny = candidate.side < TINY_FACE_PX
+            fit = self._tiny_fit(rgb, candidate) if tiny else self._landmark_fit(rgb, candidate, loose)
             if fit is None:
                 continue
             box = _landmark_box(fit.points)
@@ -118,7 +130,7 @@ class CpuEngine:
             geometry = build(fit.points)
             if geometry.fit.rms > MAX_SHAPE_RMS:
                 continue
-            found.append(Found(fit, candidate.score, box, geometry))
+            found.append(Found(fit, candidate.score, box, geometry, candidate.side))
         return found
 
     def _landmark_fit(self, rgb: np.ndarray, candidate: Candidate, loose: bool) -> LandmarkFit | None:
@@ -132,6 +144,17 @@ class CpuEngine:
             if second.presence >= MIN_PRESENCE:
                 return second
         return None
+
+    def _tiny_fit(self, rgb: np.ndarray, candidate: Candidate) -> LandmarkFit | None:
+        """A 10-20 px face: trust the detectors' agreement; keep the most confident of four landmark fits."""
+        if candidate.support < TINY_MIN_SUPPORT or candidate.score < TINY_MIN_SCORE:
+            return None
+        roi = roi_from_box(candidate.box, candidate.keypoints[:2])
+        fits = []
+        for factor in (1.0, 1.2):
+            first = self._landmarks.fit(rgb, Roi(roi.cx, roi.cy, roi.size * factor, roi.angle))
+            fits += [first, self._landmarks.fit(rgb, roi_from_landmarks(first.points))]
+        return max(fits, key=lambda fit: fit.presence)
 
     def _face(self, index: int, found: Found, rgb: np.ndarray, options: Options, shared_warnings: list[str]) -> Face:
         g = found.geometry

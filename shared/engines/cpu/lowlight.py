@@ -11,6 +11,7 @@ import numpy as np
 
 DARK_MEAN = 70.0             # mean L (0..255) below which a photo counts as dark
 FLAT_MEAN, FLAT_STD = 100.0, 25.0   # or dim-ish and flat
+BAR_STD = 2.0                # an edge row / column flatter than this is a bar, not picture
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,17 @@ class Light:
 def measure(rgb: np.ndarray) -> Light:
     step = max(1, int(max(rgb.shape[:2]) // 256))
     sample = np.ascontiguousarray(rgb[::step, ::step])
-    lightness = cv2.cvtColor(sample, cv2.COLOR_RGB2LAB)[:, :, 0].astype(np.float32)
+    lightness = without_bars(cv2.cvtColor(sample, cv2.COLOR_RGB2LAB)[:, :, 0].astype(np.float32))
     return Light(float(lightness.mean()), float(lightness.std()))
+
+
+def without_bars(lightness: np.ndarray) -> np.ndarray:
+    """Drop flat letterbox / pillarbox bars at the edges: black bars made a normally lit 4-faces PNG count as dark."""
+    rows = np.flatnonzero(lightness.std(axis=1) > BAR_STD)
+    cols = np.flatnonzero(lightness.std(axis=0) > BAR_STD)
+    if len(rows) < 2 or len(cols) < 2:
+        return lightness
+    return lightness[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def enhance(rgb: np.ndarray, light: Light) -> np.ndarray:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.engines.base import Camera
-from shared.engines.cpu.pose import Similarity, euler_degrees, fit_similarity, to_camera_frame
+from shared.engines.cpu.pose import Similarity, euler_degrees, fit_with_depth_scale, to_camera_frame
 from shared.engines.cpu.topology import canonical, dense_topology
 
 
@@ -26,8 +26,8 @@ class FaceGeometry:
 
 
 def build(points: np.ndarray) -> FaceGeometry:
-    observed = to_camera_frame(points)
-    fit = fit_similarity(canonical().mean_shape, observed)
+    fit, depth_scale = fit_with_depth_scale(canonical().mean_shape, to_camera_frame(points))
+    observed = to_camera_frame(points) * np.array([1.0, 1.0, depth_scale])
     landmarks_3d = (observed - fit.translation) @ fit.rotation / fit.scale
     topology = dense_topology()
     vertices = (topology.operator @ landmarks_3d.astype(np.float32)).astype(np.float32)
