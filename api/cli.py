@@ -1,0 +1,113 @@
+"""Client commands (submit, status, download) and `face3d serve`, the one-command embedded deployment."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import click
+
+from shared.errors import Face3dError
+
+if TYPE_CHECKING:
+    from api.schemas import Job
+
+_server_option = click.option("--server", "server", default=None, metavar="URL",
+                              help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")
+
+
+@click.command()
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_server_option
+@click.option("--wait/--no-wait", default=False, help="Wait for the job to finish and print its faces.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--engine", default=None, help="Engine name (cpu | hrn).")
+@click.option("--max-faces", type=int, default=None)
+@click.option("--video/--no-video", default=None, help="Render the turntable video.")
+@click.option("--frames", type=int, default=None)
+@click.option("--sweep-degrees", type=float, default=None)
+@click.option("--texture-size", type=int, default=None)
+@click.option("--render-size", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+def submit(photo: Path, server: str | None, wait: bool, timeout: float, as_json: bool, **options: object) -> None:
+    """Send PHOTO to the server as a new job."""
+    from api.client import Face3dClient
+
+    client = Face3dClient(server)
+    with _errors_to_exit():
+        job = client.submit(photo, options)
+        if wait and not job.state.is_terminal:
+            job = client.wait(job.id, timeout=timeout)
+    _print_job(job, as_json)
+    if wait and job.state.value != "succeeded":
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id")
+@_server_option
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+def status(job_id: str, server: str | None, as_json: bool) -> None:
+    """Show the state of job JOB_ID."""
+    from api.client import Face3dClient
+
+    with _errors_to_exit():
+        job = Face3dClient(server).get(job_id)
+    _print_job(job, as_json)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the files into.")
+@_server_option
+def download(job_id: str, outdir: Path, server: str | None) -> None:
+    """Download every result file of job JOB_ID."""
+    from api.client import Face3dClient
+
+    with _errors_to_exit():
+        paths = Face3dClient(server).download(job_id, outdir)
+    for path in paths:
+        click.echo(str(path))
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the database, files and embedded broker live (default: $FACE3D_DATA_DIR or ./data).")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Reconstruction worker processes (each loads its own engine).")
+def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
+    """Run the API and a worker on this machine (SQLite, local files, embedded broker unless configured)."""
+    from api.serve import run_embedded
+
+    with _errors_to_exit():
+        run_embedded(host=host, port=port, data_dir=data_dir, workers=workers)
+
+
+@contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    """Print a typed error as one line and exit 1 instead of showing a traceback."""
+    try:
+        yield
+    except Face3dError as error:
+        click.echo(f"error: {error.code.value}: {error.message}", err=True)
+        sys.exit(1)
+
+
+def _print_job(job: "Job", as_json: bool) -> None:
+    if as_json:
+        click.echo(job.model_dump_json(indent=2))
+        return
+    click.echo(f"job {job.id}: {job.state.value}" + (f" ({job.stage}, {job.progress:.0%})" if job.stage and
+                                                      not job.state.is_terminal else ""))
+    if job.error:
+        click.echo(f"  error: {job.error.code}: {job.error.message}")
+    for face in job.faces:
+        x0, y0, x1, y1 = face.bbox
+        click.echo(f"  face {face.index}: box ({x0:.0f},{y0:.0f})-({x1:.0f},{y1:.0f}) score {face.score:.2f} "
+                   f"yaw {face.yaw:+.0f} pitch {face.pitch:+.0f} roll {face.roll:+.0f}")
+    for artifact in job.artifacts:
+        click.echo(f"  {artifact.name}  {artifact.url}")

@@ -1,0 +1,292 @@
+"""/v1/jobs: submit a photo, follow the job, fetch its files, cancel or delete it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import re
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import Blueprint, Response, redirect, request, send_file
+from pydantic import ValidationError
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+
+from api.problems import RequestValidationError
+from api.schemas import Job, JobList, JobOptions, request_fingerprint
+from api.services import Services, services
+from api.sniff import sniff_image_type
+from shared import models
+from shared.engines import engine_names
+from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from shared.states import JobState
+from shared.storage import content_type_for, input_key, job_prefix
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+MAX_WAIT_S = 60
+WAIT_POLL_S = 0.1
+MAX_PAGE = 100
+_WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------- routes
+
+
+@bp.post("")
+def submit_job() -> Response:
+    svc = services()
+    upload = _required_image()
+    options = parse_options(request.form)
+    engine = _engine_name(options, svc.settings.default_engine)
+    data = upload.read()
+    media_type = _require_image_bytes(data, svc.settings.max_upload_bytes)
+    engine_options = {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
+    job, created = _create_job(svc, upload, data, media_type, engine, engine_options)
+    if created:
+        _dispatch_or_fail(svc, job)
+    return _job_response(svc, job, created=created)
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    state = _state_arg(request.args.get("state"))
+    limit = _limit_arg(request.args.get("limit"))
+    cursor = request.args.get("cursor") or None
+    svc = services()
+    rows, next_cursor = models.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit)
+    page = JobList(items=[job_view(row) for row in rows], next_cursor=next_cursor)
+    response = _json(page.model_dump_json())
+    if next_cursor:
+        query = {"limit": limit, "cursor": next_cursor, **({"state": state.value} if state else {})}
+        response.headers["Link"] = f'<{_base_url()}/v1/jobs?{urlencode(query)}>; rel="next"'
+    return response
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str) -> Response:
+    svc = services()
+    job = models.get_job(svc.session_factory, job_id)
+    wait_s = _wait_preference()
+    if wait_s is not None:
+        job = _wait_for_terminal(svc, job, wait_s)
+    response = _json(job_view(job).model_dump_json())
+    if wait_s is not None:
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+    return response
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    job = models.cancel_job(services().session_factory, job_id)
+    return _json(job_view(job).model_dump_json(), status=202)
+
+
+@bp.delete("/<job_id>")
+def delete_job(job_id: str) -> Response:
+    """Delete a job and its files. A queued job is canceled first; a running one must be canceled by the client
+    (409) so a worker never writes files for a row that no longer exists."""
+    svc = services()
+    job = models.get_job(svc.session_factory, job_id)
+    if JobState(job.state) is JobState.QUEUED:
+        job = _cancel_queued(svc, job_id)
+    if JobState(job.state) is JobState.RUNNING:
+        raise Conflict(f"job {job_id} is running; cancel it (POST /v1/jobs/{job_id}/cancel) and retry when it stops")
+    deleted = models.delete_job(svc.session_factory, job_id)
+    svc.storage.delete_prefix(job_prefix(deleted.id))
+    return Response(status=204)
+
+
+@bp.get("/<job_id>/artifacts/<name>")
+def get_artifact(job_id: str, name: str) -> Response:
+    svc = services()
+    job = models.get_job(svc.session_factory, job_id)
+    artifact = _find_artifact(job, name)
+    url = svc.storage.url_for(artifact["key"], filename=name)
+    if url:
+        return redirect(url, code=302)
+    content_type = artifact.get("content_type") or content_type_for(name)
+    return send_file(svc.storage.open_stream(artifact["key"]), mimetype=content_type, download_name=name,
+                     max_age=3600)
+
+
+# ---------------------------------------------------------------- request parsing
+
+
+def parse_options(form: Any) -> JobOptions:
+    """Options come as one JSON field ``options`` and/or as individual form fields (these win)."""
+    raw: dict[str, Any] = {}
+    if form.get("options"):
+        try:
+            raw = json.loads(form["options"])
+        except json.JSONDecodeError as exc:
+            raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
+        if not isinstance(raw, dict):
+            raise Face3dError("options must be a JSON object", ErrorCode.VALIDATION_FAILED)
+    unknown = sorted(set(form.keys()) - set(JobOptions.model_fields) - {"options"})
+    if unknown:
+        raise Face3dError(f"unknown form field(s): {', '.join(unknown)}", ErrorCode.VALIDATION_FAILED)
+    raw.update({key: form[key] for key in JobOptions.model_fields if form.get(key) not in (None, "")})
+    try:
+        return JobOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc) from exc
+
+
+def _required_image() -> FileStorage:
+    upload = request.files.get("image")
+    if upload is None:
+        raise Face3dError("send the photo as a multipart/form-data file field named 'image'", ErrorCode.INVALID_REQUEST)
+    return upload
+
+
+def _engine_name(options: JobOptions, default: str) -> str:
+    engine = options.engine or default
+    if engine not in engine_names():
+        raise Face3dError(f"unknown engine {engine!r}; choose one of {', '.join(engine_names())}",
+                          ErrorCode.VALIDATION_FAILED)
+    return engine
+
+
+def _require_image_bytes(data: bytes, max_bytes: int) -> str:
+    if len(data) > max_bytes:
+        raise Face3dError(f"the image is larger than the limit of {max_bytes} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
+    if not data:
+        raise Face3dError("the 'image' file is empty", ErrorCode.INVALID_REQUEST)
+    media_type = sniff_image_type(data)
+    if media_type is None:
+        raise Face3dError("the file is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
+                          ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    return media_type
+
+
+def _state_arg(value: str | None) -> JobState | None:
+    if not value:
+        return None
+    try:
+        return JobState(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in JobState)
+        raise Face3dError(f"state must be one of {choices}", ErrorCode.VALIDATION_FAILED) from None
+
+
+def _limit_arg(value: str | None) -> int:
+    if value is None or value == "":
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise Face3dError(f"limit must be an integer from 1 to {MAX_PAGE}", ErrorCode.VALIDATION_FAILED)
+    return int(value)
+
+
+def _wait_preference() -> int | None:
+    match = _WAIT_PREFERENCE.search(request.headers.get("Prefer", ""))
+    return min(int(match.group(1)), MAX_WAIT_S) if match else None
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise Face3dError("Idempotency-Key must be 1 to 255 characters", ErrorCode.INVALID_REQUEST)
+    return key
+
+
+# ---------------------------------------------------------------- job creation
+
+
+def _create_job(svc: Services, upload: FileStorage, data: bytes, media_type: str, engine: str,
+                options: dict[str, Any]) -> tuple[Any, bool]:
+    """Store the input, then commit the row. A replayed Idempotency-Key reuses the first job (its input kept)."""
+    digest = hashlib.sha256(data).hexdigest()
+    name = secure_filename(upload.filename or "") or "photo" + (mimetypes.guess_extension(media_type) or "")
+    job_id = uuid.uuid4().hex
+    key = input_key(job_id, name)
+    svc.storage.put_bytes(key, data, content_type=media_type)
+    try:
+        job, created = models.create_job(
+            svc.session_factory, engine=engine, options=options, input_name=name, input_key=key,
+            input_size=len(data), input_sha256=digest, idempotency_key=_idempotency_key(),
+            request_fingerprint=request_fingerprint(digest, engine, options), job_id=job_id,
+        )
+    except BaseException:
+        svc.storage.delete_prefix(job_prefix(job_id))
+        raise
+    if not created:
+        svc.storage.delete_prefix(job_prefix(job_id))
+    return job, created
+
+
+def _dispatch_or_fail(svc: Services, job: Any) -> None:
+    """The row is committed before the message is sent; if sending fails the job is failed, never left queued."""
+    try:
+        svc.dispatch(job.id, job.engine)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, Face3dError) else f"could not queue the job: {exc}"
+        models.mark_failed(svc.session_factory, job.id, ErrorCode.BROKER_UNAVAILABLE, message)
+        raise Face3dError(message, ErrorCode.BROKER_UNAVAILABLE) from exc
+
+
+def _cancel_queued(svc: Services, job_id: str) -> Any:
+    try:
+        return models.cancel_job(svc.session_factory, job_id)
+    except Conflict:    # it finished meanwhile: terminal, fine to delete
+        return models.get_job(svc.session_factory, job_id)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _job_response(svc: Services, job: Any, *, created: bool) -> Response:
+    wait_s = _wait_preference()
+    if wait_s is not None:
+        job = _wait_for_terminal(svc, job, wait_s)
+    finished = JobState(job.state).is_terminal
+    response = _json(job_view(job).model_dump_json(), status=200 if finished else 202)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if wait_s is not None:
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _wait_for_terminal(svc: Services, job: Any, wait_s: int) -> Any:
+    deadline = time.monotonic() + wait_s
+    while not JobState(job.state).is_terminal and time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_S)
+        job = models.get_job(svc.session_factory, job.id)
+    return job
+
+
+def _find_artifact(job: Any, name: str) -> dict[str, Any]:
+    for artifact in (job.result or {}).get("artifacts", []):
+        if artifact.get("name") == name:
+            return artifact
+    raise NotFound(f"job {job.id} has no artifact named {name!r}")
+
+
+def job_view(job: Any) -> Job:
+    result = job.result or {}
+    base = f"{_base_url()}/v1/jobs/{job.id}/artifacts/"
+    code = getattr(job.error_code, "value", job.error_code)
+    error = {"code": code, "message": job.error_message or ""} if code else None
+    return Job(
+        id=job.id, state=JobState(job.state), engine=job.engine, options=job.options or {},
+        input_name=job.input_name, stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
+        cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
+        started_at=job.started_at, finished_at=job.finished_at, error=error,
+        faces=result.get("faces", []), warnings=result.get("warnings", []),
+        artifacts=[{**a, "url": base + quote(a["name"])} for a in result.get("artifacts", [])],
+        timings_ms=result.get("timings_ms", {}),
+    )
+
+
+def _base_url() -> str:
+    configured = getattr(services().settings, "public_base_url", None)
+    return (configured or request.host_url).rstrip("/")
+
+
+def _json(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="application/json")

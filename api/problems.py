@@ -1,0 +1,96 @@
+"""One error shape for every failure: RFC 9457 problem+json, mapped once here from typed errors."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, current_app, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from api.schemas import Problem, ValidationIssue
+from shared.errors import HTTP_STATUS, ErrorCode, Face3dError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+# Werkzeug's own errors (bad route, bad method, body too large, ...) mapped to our codes.
+_HTTP_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.INVALID_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.INVALID_REQUEST,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.RATE_LIMITED,
+}
+
+
+class RequestValidationError(Face3dError):
+    """Well-formed request whose fields break the schema (422, with the list of issues)."""
+
+    code = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, error: ValidationError, prefix: str = "options") -> None:
+        issues = [
+            ValidationIssue(loc=[prefix, *e["loc"]], msg=e["msg"], type=e["type"]) for e in error.errors()
+        ]
+        super().__init__("; ".join(f"{'.'.join(map(str, i.loc))}: {i.msg}" for i in issues))
+        self.issues = issues
+
+
+def problem_response(
+    status: int, code: ErrorCode, detail: str | None, *, errors: list[ValidationIssue] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    problem = Problem(
+        type=f"urn:face3d:error:{code.value}",
+        title=_title(status),
+        status=status,
+        detail=detail,
+        code=code.value,
+        instance=request.path if request else None,
+        errors=errors,
+    )
+    body = problem.model_dump_json(exclude_none=True)
+    return Response(body, status=status, mimetype=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _face3d_error(error: Face3dError) -> Response:
+    issues = getattr(error, "issues", None)
+    status = HTTP_STATUS.get(error.code, 500)
+    if status >= 500:
+        log.warning("request failed: %s (%s)", error.message, error.code.value)
+    return problem_response(status, error.code, error.message, errors=issues)
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = _HTTP_CODES.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.INVALID_REQUEST)
+    headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+    detail = _upload_limit_detail() if status == 413 else error.description
+    return problem_response(status, code, detail, headers=headers)
+
+
+def _upload_limit_detail() -> str:
+    services = current_app.extensions.get("face3d")
+    limit = services.settings.max_upload_bytes if services else current_app.config.get("MAX_CONTENT_LENGTH")
+    return f"the upload is larger than the limit of {limit} bytes"
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem_response(500, ErrorCode.INTERNAL, "internal server error")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(Face3dError, _face3d_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,126 @@
+"""Request and response models of the HTTP API. The OpenAPI document is generated from these same classes."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.states import JobState
+
+TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+
+
+class JobOptions(BaseModel):
+    """Reconstruction options; every field is optional and falls back to the engine default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str | None = Field(None, description="Engine name (cpu | hrn); default: the server's default engine.")
+    max_faces: int | None = Field(None, ge=1, le=50, description="Reconstruct at most this many faces.")
+    video: bool | None = Field(None, description="Render turntable.mp4 / turntable.gif.")
+    frames: int | None = Field(None, ge=1, le=360, description="Turntable frame count.")
+    sweep_degrees: float | None = Field(None, gt=0, le=360, description="Total yaw sweep of the turntable.")
+    texture_size: int | None = Field(None, description="UV atlas side: 256, 512, 1024, 2048 or 4096.")
+    render_size: int | None = Field(None, ge=64, le=2048, description="Turntable frame side in pixels.")
+
+    @field_validator("texture_size")
+    @classmethod
+    def _power_of_two(cls, value: int | None) -> int | None:
+        if value is not None and value not in TEXTURE_SIZES:
+            raise ValueError(f"must be one of {', '.join(map(str, TEXTURE_SIZES))}")
+        return value
+
+    def engine_options(self) -> dict[str, Any]:
+        """The options the engine receives (engine name excluded; unset fields left to the engine's defaults)."""
+        return self.model_dump(exclude={"engine"}, exclude_none=True)
+
+
+def request_fingerprint(image_sha256: str, engine: str, options: dict[str, Any]) -> str:
+    """Same image + same engine + same options => same fingerprint (idempotent retries are recognised)."""
+    canonical = json.dumps({"engine": engine, "options": options}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{image_sha256}\n{canonical}".encode()).hexdigest()
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable error code (see the ErrorCode list).")
+    message: str
+
+
+class FaceSummary(BaseModel):
+    index: int
+    bbox: list[float] = Field(description="x0, y0, x1, y1 in photo pixels.")
+    score: float
+    yaw: float
+    pitch: float
+    roll: float
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Artifact(BaseModel):
+    name: str
+    url: str = Field(description="Absolute URL of the file on this API (it may redirect to object storage).")
+    size: int | None = None
+    content_type: str | None = None
+
+
+class Job(BaseModel):
+    id: str
+    state: JobState
+    engine: str
+    options: dict[str, Any]
+    input_name: str | None = None
+    stage: str | None = None
+    progress: float = 0.0
+    attempts: int = 0
+    cancel_requested: bool = False
+    created_at: datetime
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: ErrorInfo | None = None
+    faces: list[FaceSummary] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class JobList(BaseModel):
+    items: list[Job]
+    next_cursor: str | None = None
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['options', 'max_faces'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the one error shape of this API."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+    instance: str | None = None
+    errors: list[ValidationIssue] | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ok | unavailable")
+    checks: dict[str, str] = Field(description="database / broker / storage -> 'ok' or the failure reason.")
+
+
+class SubmitForm(BaseModel):
+    """multipart/form-data body of POST /v1/jobs (documentation only: the API reads the form directly)."""
+
+    image: bytes = Field(json_schema_extra={"format": "binary"}, description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+    options: str | None = Field(None, description="JSON object of JobOptions; the fields may also be sent one by one.")

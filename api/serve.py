@@ -1,0 +1,145 @@
+"""`face3d serve`: the embedded deployment. One supervisor process runs the API server and a Celery worker as
+children (each in its own session, so Ctrl-C reaches only the supervisor, which stops them in order: API first,
+then the worker, then the embedded broker)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import click
+import requests
+
+from shared.errors import ErrorCode, Face3dError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+API_THREADS = 8
+SAMPLE_PHOTO = "../shared/faces/a_frontal_obama.jpg"
+
+
+class _Stop(Exception):
+    """Raised from the SIGTERM handler so the supervisor unwinds like on Ctrl-C."""
+
+
+def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -> None:
+    from shared.config import load_settings
+    from shared.db import upgrade
+
+    settings = load_settings(data_dir=data_dir) if data_dir else load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    with ExitStack() as stack:
+        if settings.uses_embedded_broker:
+            from worker.embedded import start_embedded_broker
+
+            broker_url, stop_broker = start_embedded_broker(settings.data_dir)
+            stack.callback(stop_broker)
+            settings = dataclasses.replace(settings, broker_url=broker_url)
+        upgrade(settings.database_url)
+        env = child_environment(settings)
+        worker = _start(worker_command(workers), env)
+        stack.callback(stop_process, worker, "worker")
+        api = _start(api_command(host, port), env)
+        stack.callback(stop_process, api, "api")
+        url = f"http://{host}:{port}"
+        _wait_until_healthy(url, (api, worker))
+        click.echo(f"face3d is running at {url}  (data: {settings.data_dir}; Ctrl-C stops it)")
+        click.echo(f"try:  curl -F image=@{SAMPLE_PHOTO} {url}/v1/jobs")
+        try:
+            _supervise((api, worker))
+        except (KeyboardInterrupt, _Stop):
+            click.echo("stopping face3d ...")
+
+
+def child_environment(settings: "Settings") -> dict[str, str]:
+    """The children read the same settings from the environment (the broker URL is the started one)."""
+    env = dict(os.environ)
+    env.update({
+        "FACE3D_DATA_DIR": str(settings.data_dir),
+        "DATABASE_URL": settings.database_url,
+        "BROKER_URL": settings.broker_url,
+        "STORAGE_BACKEND": settings.storage_backend,
+        "STORAGE_DIR": str(settings.storage_dir),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def worker_command(workers: int) -> list[str]:
+    # Both queues: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
+    return [*_face3d(), "worker", "--queues", "cpu,gpu", "--concurrency", str(workers)]
+
+
+def api_command(host: str, port: int) -> list[str]:
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        return [sys.executable, "-m", "flask", "--app", "api.app:create_app()", "run", "--host", host,
+                "--port", str(port), "--no-reload", "--with-threads"]
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1",
+            "--worker-class", "gthread", "--threads", str(API_THREADS), "--graceful-timeout", "10",
+            "--access-logfile", "-", "api.app:create_app()"]
+
+
+def _face3d() -> list[str]:
+    return [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())"]
+
+
+def _start(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(list(command), env=env, cwd=_project_root(), start_new_session=True)
+
+
+def _project_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def stop_process(process: subprocess.Popen, name: str) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        click.echo(f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s; killing it", err=True)
+        process.kill()
+        process.wait()
+
+
+def _wait_until_healthy(url: str, children: Sequence[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        _check_alive(children)
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise Face3dError(f"the API did not answer on {url} within {STARTUP_TIMEOUT_S:.0f} s", ErrorCode.INTERNAL)
+
+
+def _supervise(children: Sequence[subprocess.Popen]) -> None:
+    while True:
+        _check_alive(children)
+        time.sleep(0.5)
+
+
+def _check_alive(children: Sequence[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is not None:
+            raise Face3dError(f"child process {' '.join(child.args[:4])} ... exited with {child.returncode}",
+                              ErrorCode.INTERNAL)
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise _Stop()

@@ -1,0 +1,267 @@
+"""The job row and the verbs that move it between states.
+
+Each verb is one transaction around a conditional ``UPDATE ... WHERE id = :id AND state IN (:sources)``: the
+database decides, so a redelivered message, a second worker or a late cancel can never move a terminal job, and a
+verb's bool return says whether *this* call made the change.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from shared.db import Base
+from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from shared.states import TERMINAL_STATES, JobState
+
+SessionFactory = sessionmaker[Session]
+MAX_PAGE = 200
+MAX_ERROR_MESSAGE = 4000
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC in Python on every backend (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+StateType = sa.Enum(JobState, native_enum=False, length=16, create_constraint=False,
+                    values_callable=lambda enum: [member.value for member in enum])
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
+        sa.Index("ix_jobs_created_at_id", "created_at", "id"),
+        sa.Index("ix_jobs_state_created_at", "state", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    state: Mapped[JobState] = mapped_column(StateType)
+    engine: Mapped[str] = mapped_column(sa.String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    input_name: Mapped[str] = mapped_column(sa.String(255))
+    input_key: Mapped[str] = mapped_column(sa.String(1024))
+    input_size: Mapped[int] = mapped_column(sa.BigInteger())
+    input_sha256: Mapped[str] = mapped_column(sa.String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    request_fingerprint: Mapped[str | None] = mapped_column(sa.String(128))
+    stage: Mapped[str | None] = mapped_column(sa.String(64))
+    progress: Mapped[float] = mapped_column(sa.Float(), default=0.0, server_default="0")
+    attempts: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text())
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    cancel_requested: Mapped[bool] = mapped_column(sa.Boolean(), default=False, server_default=sa.false())
+    worker: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, state={self.state.value!r}, engine={self.engine!r})"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- create / read / delete
+
+
+def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], input_name: str, input_key: str,
+               input_size: int, input_sha256: str, idempotency_key: str | None = None,
+               request_fingerprint: str | None = None, job_id: str | None = None) -> tuple[Job, bool]:
+    """Insert a queued job; returns (job, created).
+
+    A repeated idempotency key with the same fingerprint returns the first job and created=False; with a different
+    fingerprint it raises Conflict.
+    """
+    now = utcnow()
+    job = Job(id=job_id or uuid.uuid4().hex, state=JobState.QUEUED, engine=engine, options=dict(options),
+              input_name=input_name, input_key=input_key, input_size=input_size, input_sha256=input_sha256,
+              idempotency_key=idempotency_key, request_fingerprint=request_fingerprint, progress=0.0, attempts=0,
+              cancel_requested=False, created_at=now, updated_at=now)
+    try:
+        with sf.begin() as session:
+            session.add(job)
+        return job, True
+    except IntegrityError:
+        if idempotency_key is None:
+            raise Conflict(f"job id {job.id} already exists") from None
+    existing = _find_by_idempotency_key(sf, idempotency_key)
+    if existing is None:
+        raise Conflict(f"job id {job.id} already exists")
+    if existing.request_fingerprint != request_fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request", job_id=existing.id)
+    return existing, False
+
+
+def _find_by_idempotency_key(sf: SessionFactory, key: str) -> Job | None:
+    with sf() as session:
+        return session.scalars(sa.select(Job).where(Job.idempotency_key == key)).one_or_none()
+
+
+def get_job(sf: SessionFactory, job_id: str) -> Job:
+    with sf() as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def delete_job(sf: SessionFactory, job_id: str) -> Job:
+    """Delete a finished job's row and return it so the caller removes its files. Unfinished jobs: Conflict."""
+    with sf.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        deleted = session.execute(
+            sa.delete(Job).where(Job.id == job_id, Job.state.in_(list(TERMINAL_STATES)))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not deleted:
+            raise Conflict(f"job {job_id} is {job.state.value}; cancel it before deleting")
+        session.expunge(job)
+    return job
+
+
+def list_jobs(sf: SessionFactory, *, state: JobState | str | None = None, cursor: str | None = None,
+              limit: int = 50) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id). Returns (page, cursor of the next page or None)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
+    query = sa.select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    if state is not None:
+        query = query.where(Job.state == _parse_state(state))
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(sa.or_(Job.created_at < created_at,
+                                   sa.and_(Job.created_at == created_at, Job.id < last_id)))
+    with sf() as session:
+        rows = list(session.scalars(query))
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+    return page, next_cursor
+
+
+def _parse_state(state: JobState | str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        choices = ", ".join(s.value for s in JobState)
+        raise Face3dError(f"unknown state {state!r}; choose one of {choices}", ErrorCode.INVALID_REQUEST) from None
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None or not isinstance(job_id, str):
+            raise ValueError
+        return parsed, job_id
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise Face3dError("cursor is not valid; use the one from the previous page", ErrorCode.INVALID_REQUEST) from None
+
+
+# ---------------------------------------------------------------- state changes
+
+
+def _transition(sf: SessionFactory, job_id: str, sources: Iterable[JobState], **values: Any) -> bool:
+    with sf.begin() as session:
+        return _update(session, job_id, sources, **values)
+
+
+def _update(session: Session, job_id: str, sources: Iterable[JobState], **values: Any) -> bool:
+    statement = (
+        sa.update(Job).where(Job.id == job_id, Job.state.in_(list(sources)))
+        .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
+
+
+def mark_running(sf: SessionFactory, job_id: str, worker: str) -> bool:
+    return _transition(sf, job_id, [JobState.QUEUED], state=JobState.RUNNING, attempts=Job.attempts + 1,
+                       started_at=utcnow(), worker=worker[:255], stage="started", progress=0.0)
+
+
+def mark_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) -> bool:
+    return _transition(sf, job_id, [JobState.RUNNING], stage=stage[:64], progress=min(max(progress, 0.0), 1.0))
+
+
+def mark_succeeded(sf: SessionFactory, job_id: str, result: dict[str, Any]) -> bool:
+    return _transition(sf, job_id, [JobState.RUNNING], state=JobState.SUCCEEDED, result=result, stage="done",
+                       progress=1.0, finished_at=utcnow())
+
+
+def mark_failed(sf: SessionFactory, job_id: str, code: ErrorCode, message: str) -> bool:
+    return _transition(sf, job_id, [JobState.QUEUED, JobState.RUNNING], state=JobState.FAILED,
+                       error_code=ErrorCode(code).value, error_message=message[:MAX_ERROR_MESSAGE],
+                       finished_at=utcnow())
+
+
+def mark_canceled(sf: SessionFactory, job_id: str) -> bool:
+    return _transition(sf, job_id, [JobState.QUEUED, JobState.RUNNING], state=JobState.CANCELED,
+                       error_code=ErrorCode.CANCELED.value, error_message="canceled on request",
+                       finished_at=utcnow())
+
+
+def requeue(sf: SessionFactory, job_id: str) -> bool:
+    """running -> queued, so the next delivery can run it again (after a lost worker)."""
+    return _transition(sf, job_id, [JobState.RUNNING], state=JobState.QUEUED, stage=None, progress=0.0,
+                       worker=None)
+
+
+def cancel_job(sf: SessionFactory, job_id: str) -> Job:
+    """Queued: canceled at once. Running: flagged; the worker stops at its next stage. Finished: Conflict."""
+    with sf.begin() as session:
+        canceled = _update(session, job_id, [JobState.QUEUED], state=JobState.CANCELED,
+                           error_code=ErrorCode.CANCELED.value, error_message="canceled on request",
+                           finished_at=utcnow())
+        flagged = canceled or _update(session, job_id, [JobState.RUNNING], cancel_requested=True)
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if not flagged:
+            raise Conflict(f"job {job_id} is already {job.state.value}")
+        return job
+
+
+def is_cancel_requested(sf: SessionFactory, job_id: str) -> bool:
+    with sf() as session:
+        flag = session.scalar(sa.select(Job.cancel_requested).where(Job.id == job_id))
+    return bool(flag)

@@ -1,0 +1,84 @@
+"""Storage in a local folder: the embedded default. Downloads are streamed by the API (url_for returns None)."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from shared.errors import NotFound, StorageUnavailable
+from shared.storage.base import validate_key
+
+
+class LocalStorage:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a reader never sees half a file.
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as handle:
+                handle.write(data)
+            os.replace(handle.name, path)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        self.put_bytes(key, Path(path).read_bytes(), content_type)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open_stream(key) as handle:
+            return handle.read()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"no stored object {key}") from None
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix``; returns how many files went."""
+        folder, _, stem = prefix.rpartition("/")
+        base = self.root / validate_key(folder) if folder else self.root
+        if not base.is_dir():
+            return 0
+        removed = 0
+        for entry in list(base.iterdir()):
+            if not entry.name.startswith(stem):
+                continue
+            if entry.is_dir():
+                removed += sum(1 for p in entry.rglob("*") if p.is_file())
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def url_for(self, key: str, filename: str | None = None) -> str | None:
+        return None
+
+    def open_stream(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"no stored object {key}") from None
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as exc:
+            raise StorageUnavailable(f"storage folder {self.root} is not writable: {exc.strerror or exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"

@@ -1,0 +1,93 @@
+"""Storage in any S3-compatible service through boto3; downloads are presigned GET URLs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.errors import NotFound, StorageUnavailable
+from shared.storage.base import content_type_for, sanitize_name, validate_key
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def make_s3_client(endpoint_url: str | None, region: str) -> Any:
+    config = Config(
+        region_name=region, signature_version="s3v4", connect_timeout=3, read_timeout=30,
+        retries={"max_attempts": 3, "mode": "standard"},
+        # Custom endpoints (MinIO, moto) rarely have wildcard DNS for virtual-hosted buckets.
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+class S3Storage:
+    def __init__(self, client: Any, bucket: str, prefix: str = "", presign_expiry_s: int = 3600) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.presign_expiry_s = presign_expiry_s
+
+    def _key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _call(self, key: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise NotFound(f"no stored object {key}") from None
+            raise StorageUnavailable(f"storage refused {method} {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"storage unreachable ({method} {key}): {exc}") from exc
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        self._call(key, "put_object", Key=self._key(key), Body=data,
+                   ContentType=content_type or content_type_for(key))
+
+    def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        self.put_bytes(key, Path(path).read_bytes(), content_type)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.open_stream(key).read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(key, "head_object", Key=self._key(key))
+        except NotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        return int(self._call(key, "head_object", Key=self._key(key))["ContentLength"])
+
+    def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self._call(prefix, "delete_objects", Delete={"Objects": keys, "Quiet": True})
+                    removed += len(keys)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"cannot list {prefix}: {exc}") from exc
+        return removed
+
+    def url_for(self, key: str, filename: str | None = None) -> str | None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{sanitize_name(filename)}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=self.presign_expiry_s)
+
+    def open_stream(self, key: str) -> BinaryIO:
+        return self._call(key, "get_object", Key=self._key(key))["Body"]
+
+    def check(self) -> None:
+        self._call("", "head_bucket")
+
+    def __repr__(self) -> str:
+        return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"

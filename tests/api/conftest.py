@@ -1,0 +1,50 @@
+"""Fixtures for API tests: the Flask app on a real database (SQLite and PostgreSQL) with a recording dispatcher."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api.fakes import RecordingDispatcher
+
+
+@pytest.fixture(scope="session")
+def obama_bytes(faces_dir: Path) -> bytes:
+    return (faces_dir / "a_frontal_obama.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def grass_bytes(faces_dir: Path) -> bytes:
+    return (faces_dir / "f_noface_grass.jpg").read_bytes()
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    from shared.config import load_settings
+
+    return load_settings(env={}, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+def storage(local_storage):
+    return local_storage
+
+
+@pytest.fixture
+def app(settings, session_factory, storage, dispatcher):
+    from api.app import create_app
+
+    app = create_app(settings, session_factory=session_factory, storage=storage, dispatcher=dispatcher,
+                     broker_check=lambda: None)
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,31 @@
+"""Sending a job to its queue. Fails fast with broker_unavailable instead of hanging the API request."""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from kombu.exceptions import KombuError, OperationalError
+
+from shared.config import Settings
+from shared.errors import ErrorCode, Face3dError
+from worker.celery_app import TASK_NAME
+
+log = logging.getLogger(__name__)
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+
+
+def queue_for(celery_app: Celery, engine: str) -> str:
+    settings = getattr(celery_app.conf, "face3d_settings", None)
+    if isinstance(settings, Settings):
+        return settings.celery_queue_for(engine)
+    return "gpu" if engine == "hrn" else "cpu"
+
+
+def send_job(celery_app: Celery, job_id: str, engine: str) -> None:
+    queue = queue_for(celery_app, engine)
+    try:
+        celery_app.send_task(TASK_NAME, args=[job_id], queue=queue, routing_key=queue,
+                             retry=True, retry_policy=RETRY_POLICY)
+    except (OperationalError, KombuError, OSError, TimeoutError) as exc:
+        log.warning("broker unreachable while sending job %s: %s", job_id, exc)
+        raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc

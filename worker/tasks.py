@@ -1,0 +1,179 @@
+"""The one Celery task: run a queued job. Thin: database verbs, storage and shared.pipeline do the work.
+
+Every outcome ends in a database verb that only moves a job from the state this worker expects, so a redelivered
+message of a finished job, or a job canceled or deleted meanwhile, changes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from celery import Celery, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared import models
+from shared.config import Settings, load_settings
+from shared.engines import Options, get_engine
+from shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
+from shared.states import JobState
+from shared.storage import Storage, content_type_for, make_storage, output_key
+from worker.celery_app import TASK_NAME
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+STORAGE_ATTEMPTS = 3
+STORAGE_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    session_factory: models.SessionFactory
+    storage: Storage
+
+
+@lru_cache(maxsize=4)
+def context_for(settings: Settings) -> WorkerContext:
+    """Built lazily in each worker process (after fork), once per Settings."""
+    from shared.db import make_engine, make_session_factory
+
+    return WorkerContext(settings, make_session_factory(make_engine(settings.database_url)), make_storage(settings))
+
+
+def _app_settings(app: Celery) -> Settings:
+    settings = getattr(app.conf, "face3d_settings", None)
+    return settings if isinstance(settings, Settings) else load_settings()
+
+
+@shared_task(name=TASK_NAME, bind=True, acks_late=True)
+def reconstruct_job(self: Any, job_id: str) -> str:
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    ctx = context_for(_app_settings(self.app))
+    return run_job(ctx, job_id, worker=self.request.hostname or "worker", redelivered=redelivered)
+
+
+def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False) -> str:
+    """Run one job; returns what happened: succeeded, failed, canceled or ignored."""
+    if not _claim(ctx, job_id, worker, redelivered):
+        log.info("job %s: not queued, message ignored", job_id)
+        return "ignored"
+    sf = ctx.session_factory
+    try:
+        result = _reconstruct(ctx, models.get_job(sf, job_id))
+    except JobCanceled:
+        models.mark_canceled(sf, job_id)
+        return "canceled"
+    except SoftTimeLimitExceeded:
+        return _fail(ctx, job_id, ErrorCode.TIMEOUT, f"the job ran longer than {ctx.settings.job_time_limit_s} s")
+    except Face3dError as exc:
+        return _fail(ctx, job_id, exc.code, exc.message)
+    except Exception as exc:
+        log.exception("job %s: unexpected error", job_id)
+        return _fail(ctx, job_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    return "succeeded" if models.mark_succeeded(sf, job_id, result) else "ignored"
+
+
+def _fail(ctx: WorkerContext, job_id: str, code: ErrorCode, message: str) -> str:
+    models.mark_failed(ctx.session_factory, job_id, code, message)
+    return "failed"
+
+
+def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> bool:
+    """queued -> running. A redelivered message of a job left running means the previous worker died mid-job."""
+    sf = ctx.session_factory
+    if models.mark_running(sf, job_id, worker):
+        return True
+    if not redelivered:
+        return False
+    try:
+        job = models.get_job(sf, job_id)
+    except NotFound:
+        return False
+    if job.state is not JobState.RUNNING:
+        return False
+    if job.attempts >= ctx.settings.job_max_attempts:
+        models.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
+                           f"the worker stopped during each of {job.attempts} attempts")
+        return False
+    log.warning("job %s: previous worker lost, running it again", job_id)
+    return models.requeue(sf, job_id) and models.mark_running(sf, job_id, worker)
+
+
+def _reconstruct(ctx: WorkerContext, job: models.Job) -> dict[str, Any]:
+    from shared.pipeline import process_photo
+
+    progress = ProgressReporter(ctx.session_factory, job.id)
+    data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))
+    options = parse_options(job.options)
+    options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels))
+    progress("load_engine")
+    engine = get_engine(job.engine)
+    with tempfile.TemporaryDirectory(prefix=f"face3d-{job.id}-") as folder:
+        outcome = process_photo(data, job.input_name, engine, options, Path(folder), progress=progress)
+        progress("upload")
+        artifacts = [_upload(ctx.storage, job.id, Path(path)) for path in outcome.files]
+    return result_summary(outcome.reconstruction, artifacts)
+
+
+def _upload(storage: Storage, job_id: str, path: Path) -> dict[str, Any]:
+    key = output_key(job_id, path.name)
+    content_type = content_type_for(path.name)
+    with_storage_retries(lambda: storage.put_file(key, path, content_type=content_type))
+    return {"name": path.name, "key": key, "size": path.stat().st_size, "content_type": content_type}
+
+
+def with_storage_retries(action: Callable[[], T], attempts: int = STORAGE_ATTEMPTS) -> T:
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except StorageUnavailable:
+            if attempt == attempts:
+                raise
+            time.sleep(STORAGE_BACKOFF_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def parse_options(raw: dict[str, Any] | None) -> Options:
+    known = {field.name for field in dataclasses.fields(Options)}
+    unknown = set(raw or {}) - known
+    if unknown:
+        raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}", ErrorCode.VALIDATION_FAILED)
+    try:
+        return Options(**(raw or {}))
+    except TypeError as exc:
+        raise InputError(f"invalid options: {exc}", ErrorCode.VALIDATION_FAILED) from None
+
+
+def result_summary(reconstruction: Any, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    faces = [
+        {"index": face.index, "bbox": [round(float(v), 1) for v in face.bbox], "score": round(float(face.score), 4),
+         "yaw": round(float(face.yaw), 2), "pitch": round(float(face.pitch), 2), "roll": round(float(face.roll), 2),
+         "warnings": list(face.warnings)}
+        for face in reconstruction.faces
+    ]
+    return {"faces": faces, "artifacts": artifacts, "warnings": list(reconstruction.warnings),
+            "timings_ms": {k: round(float(v), 1) for k, v in reconstruction.timings_ms.items()}}
+
+
+class ProgressReporter:
+    """The pipeline's progress callback: records the stage, and stops the job at a stage boundary if it was
+    canceled (or is no longer this worker's to finish)."""
+
+    def __init__(self, sf: models.SessionFactory, job_id: str) -> None:
+        self.sf = sf
+        self.job_id = job_id
+        self.progress = 0.0
+
+    def __call__(self, stage: str, fraction: float | None = None) -> None:
+        # Without a fraction, creep towards 0.95 so the value only ever grows.
+        self.progress = fraction if fraction is not None else self.progress + (0.95 - self.progress) * 0.3
+        if not models.mark_progress(self.sf, self.job_id, stage, self.progress):
+            raise JobCanceled(f"job {self.job_id} is no longer running")
+        if models.is_cancel_requested(self.sf, self.job_id):
+            raise JobCanceled(f"job {self.job_id} was canceled")
