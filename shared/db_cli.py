@@ -11,15 +11,15 @@ def db() -> None:
 
 @db.command()
 @click.option("--url", default=None, help="Database URL (default: DATABASE_URL or the embedded SQLite file).")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def upgrade(url: str | None, revision: str) -> None:
     """Create or migrate the schema (safe to run again)."""
     from shared.config import load_settings
-    from shared.db import current_revision, upgrade as run_upgrade
+    from shared.db import current_revisions, upgrade as run_upgrade
 
     url = url or load_settings().database_url
     run_upgrade(url, revision)
-    click.echo(f"database at revision {current_revision(url)}")
+    click.echo(f"database at revision {', '.join(sorted(current_revisions(url)))}")
 
 
 @db.command()
@@ -27,6 +27,6 @@ def upgrade(url: str | None, revision: str) -> None:
 def current(url: str | None) -> None:
     """Print the schema revision of the database."""
     from shared.config import load_settings
-    from shared.db import current_revision
+    from shared.db import current_revisions
 
-    click.echo(current_revision(url or load_settings().database_url) or "empty")
+    click.echo(", ".join(sorted(current_revisions(url or load_settings().database_url))) or "empty")
