@@ -24,6 +24,12 @@ PG_ADMIN_URLS = [os.environ["FACE3D_TEST_PG_ADMIN_URL"]] if os.environ.get("FACE
     "postgresql+psycopg://root@127.0.0.1:5432/test",
 ]
 REDIS_URL = os.environ.get("FACE3D_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def redis_url_with_offset(offset: int) -> str:
+    """A neighbouring database number of REDIS_URL's, for a test whose queue no other worker may drain."""
+    base, db = REDIS_URL.rsplit("/", 1)
+    return f"{base}/{(int(db) + offset) % 16}"
 S3_BUCKET = "face3d-test"
 
 

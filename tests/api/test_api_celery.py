@@ -9,17 +9,15 @@ import redis
 from api.app import create_app
 from shared import models
 from tests.api.fakes import assert_problem, post_photo
-from tests.conftest import free_port
+from tests.conftest import free_port, redis_url_with_offset
 
 
-# Its own db number: no worker of another test (or of a developer) may consume the message first.
-QUEUE_DB = 12
 
 
 def test_submit_puts_one_message_on_the_cpu_queue(settings, session_factory, local_storage, redis_url, obama_bytes):
     from worker.celery_app import make_celery
 
-    redis_url = redis_url.rsplit("/", 1)[0] + f"/{QUEUE_DB}"
+    redis_url = redis_url_with_offset(1)
     broker = redis.Redis.from_url(redis_url)
     broker.delete("cpu")
     app = create_app(settings, session_factory=session_factory, storage=local_storage,

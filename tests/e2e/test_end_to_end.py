@@ -23,11 +23,10 @@ import trimesh
 from api.client import Face3dClient
 from api.serve import worker_command
 from tests.api.fakes import LiveServer
-from tests.conftest import S3_BUCKET, free_port
+from tests.conftest import S3_BUCKET, free_port, redis_url_with_offset
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-E2E_REDIS_DB = 13           # its own db number: no other test's worker may take these jobs
 JOB_TIMEOUT_S = 120
 PHOTOS = {                  # name -> (options, expected state, faces or error code)
     "a_frontal_obama.jpg": ({"max_faces": 2}, "succeeded", 1),
@@ -92,7 +91,7 @@ def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factor
     from shared.db import upgrade
 
     upgrade(postgres_url)
-    broker_url = redis_url.rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+    broker_url = redis_url_with_offset(2)  # its own db: no other test's worker may take these jobs
     redis.Redis.from_url(broker_url).flushdb()
     env = {**os.environ, "DATABASE_URL": postgres_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
            "S3_BUCKET": S3_BUCKET, "S3_PREFIX": "e2e/", "S3_ENDPOINT_URL": s3_server, "S3_REGION": "us-east-1",
