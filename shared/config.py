@@ -10,6 +10,7 @@
 | S3_BUCKET             | s3_bucket             | face3d                                    | Bucket for inputs and artifacts (must exist). |
 | S3_PREFIX             | s3_prefix             | (empty)                                   | Key prefix inside the bucket, e.g. `prod/`. |
 | S3_ENDPOINT_URL       | s3_endpoint_url       | (AWS)                                     | Endpoint of an S3-compatible service (MinIO, moto, ...). |
+| S3_PUBLIC_ENDPOINT_URL | s3_public_endpoint_url | S3_ENDPOINT_URL                         | Endpoint put in presigned download URLs, when clients reach storage at another address than the workers (e.g. `http://localhost:9000` for compose's `minio:9000`). |
 | S3_REGION             | s3_region             | AWS_DEFAULT_REGION or us-east-1           | Region used for signing. Credentials come from the usual AWS variables. |
 | PRESIGN_EXPIRY_S      | presign_expiry_s      | 3600                                      | Lifetime of presigned download URLs. |
 | MAX_UPLOAD_BYTES      | max_upload_bytes      | 20971520 (20 MiB)                         | Largest accepted upload. |
@@ -52,6 +53,7 @@ class Settings:
     s3_bucket: str = "face3d"
     s3_prefix: str = ""
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     presign_expiry_s: int = 3600
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -87,6 +89,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "s3_bucket": env.get("S3_BUCKET") or "face3d",
         "s3_prefix": env.get("S3_PREFIX", ""),
         "s3_endpoint_url": env.get("S3_ENDPOINT_URL") or None,
+        "s3_public_endpoint_url": env.get("S3_PUBLIC_ENDPOINT_URL") or None,
         "s3_region": env.get("S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         "presign_expiry_s": _read(env, "PRESIGN_EXPIRY_S", int, 3600),
         "max_upload_bytes": _read(env, "MAX_UPLOAD_BYTES", int, 20 * 1024 * 1024),

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 def make_storage(settings: "Settings") -> Storage:
     if settings.storage_backend == "s3":
         client = make_s3_client(settings.s3_endpoint_url, settings.s3_region)
-        return S3Storage(client, settings.s3_bucket, settings.s3_prefix, settings.presign_expiry_s)
+        public = settings.s3_public_endpoint_url
+        presign_client = make_s3_client(public, settings.s3_region) if public else None
+        return S3Storage(client, settings.s3_bucket, settings.s3_prefix, settings.presign_expiry_s, presign_client)
     return LocalStorage(settings.storage_dir)
 
 

@@ -25,8 +25,10 @@ def make_s3_client(endpoint_url: str | None, region: str) -> Any:
 
 
 class S3Storage:
-    def __init__(self, client: Any, bucket: str, prefix: str = "", presign_expiry_s: int = 3600) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "", presign_expiry_s: int = 3600,
+                 presign_client: Any = None) -> None:
         self.client = client
+        self.presign_client = presign_client or client   # signs URLs for the endpoint clients can reach
         self.bucket = bucket
         self.prefix = prefix
         self.presign_expiry_s = presign_expiry_s
@@ -81,7 +83,7 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{sanitize_name(filename)}"'
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=self.presign_expiry_s)
+        return self.presign_client.generate_presigned_url("get_object", Params=params, ExpiresIn=self.presign_expiry_s)
 
     def open_stream(self, key: str) -> BinaryIO:
         return self._call(key, "get_object", Key=self._key(key))["Body"]

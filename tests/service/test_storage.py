@@ -97,3 +97,19 @@ def test_local_check_fails_on_unwritable_root(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StorageUnavailable):
         LocalStorage(blocker / "storage").check()
+
+
+def test_presigned_url_uses_the_public_endpoint_when_set(s3_server, tmp_path):
+    """Workers reach storage at an internal address (compose's minio:9000); download links must use the public one."""
+    from shared.config import load_settings
+    from shared.storage import make_storage
+    from tests.conftest import S3_BUCKET
+
+    public = s3_server.replace("127.0.0.1", "localhost")
+    settings = load_settings({}, data_dir=tmp_path, storage_backend="s3", s3_bucket=S3_BUCKET,
+                             s3_endpoint_url=s3_server, s3_public_endpoint_url=public)
+    storage = make_storage(settings)
+    storage.put_bytes("jobs/pub/output/result.json", b"{}")
+    url = storage.url_for("jobs/pub/output/result.json")
+    assert url.startswith(public + "/")
+    assert requests.get(url, timeout=10).content == b"{}"
