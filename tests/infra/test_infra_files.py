@@ -195,3 +195,21 @@ def test_healthcheck_snippets_compile_and_the_worker_check_recognises_its_host(s
     replies = [{"face3d-cpu-1@other": {"ok": "pong"}}, {"face3d-gpu-1@box7": {"ok": "pong"}}]
     assert module.answered_here(replies, "box7")
     assert not module.answered_here(replies, "box8") and not module.answered_here(None, "box7")
+
+
+def test_compose_file_validates_against_the_compose_schema():
+    """docker-compose (Debian's 1.29 package, which needs no engine for `config`) validates the file against its
+    bundled Compose Specification JSON schema, all profiles included. .ci/run installs it when missing."""
+    import os
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        message = "docker-compose is not installed (apt-get install docker-compose): compose schema NOT validated"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run([binary, "-f", str(COMPOSE), "--profile", "gpu", "config", "-q"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
