@@ -4,8 +4,11 @@ Pipeline: decode -> (low light: CLAHE + gamma) -> detect on a <= 1280 px copy (w
 tiles, both BlazeFace models) -> verify every box with the 468-point landmark model (presence score, second pass on
 the landmark-derived region, shape residual against the mean face; boxes under 24 px by detector agreement instead)
 -> similarity Procrustes pose (observed depth stretched 1.0-1.4x to best fit x, y) -> Loop-subdivided
-mesh in the face frame -> texture atlas sampled from the full-resolution photo, unseen texels mirrored / filled.
+mesh in the face frame -> texture atlas sampled from the full-resolution photo; texels hidden by nearer geometry (depth
+buffer), facing away or off the photo take their mirror texel or a push-pull fill, blended by feathered weights.
+``CpuEngine.detect_faces`` stops after verification (boxes, scores, 2D landmarks) for engines that bring their own
+reconstruction.
 """
-from shared.engines.cpu.engine import CpuEngine
+from shared.engines.cpu.engine import CpuEngine, DetectedFace
 
-__all__ = ["CpuEngine"]
+__all__ = ["CpuEngine", "DetectedFace"]

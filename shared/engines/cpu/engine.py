@@ -11,7 +11,8 @@ from shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
 from shared.engines.cpu import lowlight
 from shared.engines.cpu.detect import Candidate, Detector, iou, suppress
 from shared.engines.cpu.landmarks import LandmarkFit, LandmarkModel, Roi, roi_from_box, roi_from_landmarks
-from shared.engines.cpu.mesh import FaceGeometry, build
+from shared.engines.cpu.mesh import FaceGeometry, build, posed
+from shared.engines.cpu.quiet import native_noise_filtered
 from shared.engines.cpu.texture import bake
 from shared.errors import EngineUnavailable, NoFaceError
 
@@ -25,6 +26,15 @@ MAX_SHAPE_RMS = 0.009        # metres (real faces <= 7.6 mm on ../shared/faces):
 SMALL_FACE_PX = 40
 EXTREME_YAW = 45.0
 LOOSE_ROI = 2.2              # retry crop scale (profiles: the detector box covers only half the head)
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """A verified face without mesh or texture (what other engines use to find faces)."""
+
+    bbox: tuple[float, float, float, float]      # x0, y0, x1, y1, photo pixels (landmark extent)
+    score: float                                  # detector confidence 0..1
+    landmarks_2d: np.ndarray                      # (468, 2) float32 photo pixels
 
 
 @dataclass
@@ -56,10 +66,18 @@ class CpuEngine:
 
             canonical()
             dense_topology()
-            self._detector = Detector(min_score=0.3)
-            self._landmarks = LandmarkModel()
+            with native_noise_filtered():
+                self._detector = Detector(min_score=0.3)
+                self._landmarks = LandmarkModel()
+                self._warm_up()          # graphs open (and log) on their first packet, so open them here
         except (ImportError, OSError, RuntimeError) as exc:
             raise EngineUnavailable(f"cannot load the MediaPipe models: {exc}") from exc
+
+    def _warm_up(self) -> None:
+        blank = np.zeros((64, 64, 3), dtype=np.uint8)
+        for model in ("short", "full"):
+            self._detector.run(blank, model)
+        self._landmarks.fit(blank, Roi(32.0, 32.0, 48.0, 0.0))
 
     def close(self) -> None:
         for model in (self._detector, self._landmarks):
@@ -75,24 +93,15 @@ class CpuEngine:
         warnings: list[str] = []
 
         started = _stage(progress, "detect")
-        light = lowlight.measure(photo.rgb)
-        rgb = lowlight.enhance(photo.rgb, light) if light.is_low else photo.rgb
-        if light.is_low:
-            warnings.append("low_light_enhanced")
+        rgb, light_warnings = _lit(photo.rgb)
+        warnings += light_warnings
         candidates = self._candidates(rgb, mirrored=False)
         timings["detect"] = _elapsed(started)
 
         started = _stage(progress, "landmarks")
-        found = self._verify(rgb, candidates)
-        if not found:                        # profiles and hard cases: mirrored pass and looser crops
-            found = self._verify(rgb, self._candidates(rgb, mirrored=True), loose=True)
-        found = [f for f in found if f.side >= options.min_face_px]
+        found = self._find(rgb, candidates, options, warnings)
         if not found:
             raise NoFaceError(f"{photo.name}: no face found")
-        if len(found) > options.max_faces:
-            warnings.append("max_faces_reached")
-            found = sorted(found, key=lambda f: -f.score * _side(f.box))[: options.max_faces]
-        found.sort(key=lambda f: (f.box[0] + f.box[2]) / 2)
         timings["landmarks"] = _elapsed(started)
 
         started = _stage(progress, "mesh")
@@ -104,9 +113,29 @@ class CpuEngine:
         faces = [self._face(i, f, rgb, options, warnings) for i, f in enumerate(found)]
         timings["texture"] = _elapsed(started)
 
-        result_photo = Photo(rgb=rgb, name=photo.name) if light.is_low else photo
+        result_photo = Photo(rgb=rgb, name=photo.name) if light_warnings else photo
         return Reconstruction(engine=self.name, width=photo.width, height=photo.height, faces=faces,
                               warnings=warnings, timings_ms=timings, photo=result_photo)
+
+    def detect_faces(self, photo: Photo, options: Options | None = None) -> list[DetectedFace]:
+        """The faces reconstruct would return (same enhancement, verification, limits and order), without mesh or
+        texture; an empty list when there is none."""
+        options = options or Options()
+        self.load()
+        rgb, _ = _lit(photo.rgb)
+        found = self._find(rgb, self._candidates(rgb, mirrored=False), options, [])
+        return [DetectedFace(f.box, float(f.score), f.fit.points[:, :2].astype(np.float32)) for f in found]
+
+    def _find(self, rgb: np.ndarray, candidates: list[Candidate], options: Options, warnings: list[str]) -> list[Found]:
+        """Verified faces at least min_face_px, at most max_faces (most prominent), left to right."""
+        found = self._verify(rgb, candidates)
+        if not found:                        # profiles and hard cases: mirrored pass and looser crops
+            found = self._verify(rgb, self._candidates(rgb, mirrored=True), loose=True)
+        found = [f for f in found if f.side >= options.min_face_px]
+        if len(found) > options.max_faces:
+            warnings.append("max_faces_reached")
+            found = sorted(found, key=lambda f: -f.score * _side(f.box))[: options.max_faces]
+        return sorted(found, key=lambda f: (f.box[0] + f.box[2]) / 2)
 
     def _candidates(self, rgb: np.ndarray, mirrored: bool) -> list[Candidate]:
         scale = min(1.0, DETECT_MAX_SIDE / max(rgb.shape[:2]))
@@ -158,8 +187,7 @@ class CpuEngine:
 
     def _face(self, index: int, found: Found, rgb: np.ndarray, options: Options, shared_warnings: list[str]) -> Face:
         g = found.geometry
-        projected = g.camera.project(g.vertices.astype(np.float64))
-        texture = bake(rgb, projected, g.facing, options.texture_size)
+        texture = bake(rgb, posed(g), options.texture_size)
         warnings = [w for w in shared_warnings if w == "low_light_enhanced"]
         side = _side(found.box)
         if side < SMALL_FACE_PX:
@@ -179,6 +207,14 @@ class CpuEngine:
             camera=g.camera, warnings=warnings,
             extra={"presence": found.fit.presence, "shape_rms_mm": round(g.fit.rms * 1000, 2)},
         )
+
+
+def _lit(rgb: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The photo to work on: CLAHE + gamma when it is dark."""
+    light = lowlight.measure(rgb)
+    if not light.is_low:
+        return rgb, []
+    return lowlight.enhance(rgb, light), ["low_light_enhanced"]
 
 
 def _stage(progress: ProgressFn, stage: str) -> float:

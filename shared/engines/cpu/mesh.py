@@ -25,6 +25,26 @@ class FaceGeometry:
     fit: Similarity
 
 
+@dataclass(frozen=True)
+class PosedMesh:
+    """The dense mesh as the photo sees it: what the texture baker needs."""
+
+    xy: np.ndarray               # (N, 2) photo pixels
+    depth: np.ndarray            # (N,) photo pixels along the view axis, larger = nearer the camera
+    facing: np.ndarray           # (N,) cosine between each vertex normal and the view direction
+    triangles: np.ndarray        # (M, 3) int32
+    triangle_facing: np.ndarray  # (M,) the same cosine per triangle
+    pixels_per_metre: float
+
+
+def posed(geometry: FaceGeometry) -> PosedMesh:
+    camera = geometry.camera
+    rotated = geometry.vertices.astype(np.float64) @ camera.rotation.T
+    xy = camera.scale * rotated[:, :2] * np.array([1.0, -1.0]) + camera.translation
+    facing = geometry.normals @ camera.rotation[2].astype(np.float32)
+    return PosedMesh(xy, camera.scale * rotated[:, 2], facing, geometry.triangles, geometry.facing, camera.scale)
+
+
 def build(points: np.ndarray) -> FaceGeometry:
     fit, depth_scale = fit_with_depth_scale(canonical().mean_shape, to_camera_frame(points))
     observed = to_camera_frame(points) * np.array([1.0, 1.0, depth_scale])

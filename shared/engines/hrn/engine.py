@@ -5,7 +5,6 @@ run HRN per crop and map each result back to photo pixels (``convert.py``). CUDA
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -124,21 +123,14 @@ def _usable(detections: list[Detection], options: Options) -> tuple[list[Detecti
 
 
 def cpu_engine_detector() -> FaceDetector:
-    """Faces as the CPU engine finds and verifies them (its public reconstruct, tiny texture, no video).
-
-    The CPU engine exposes no detection-only call; its mesh and texture cost milliseconds next to HRN's seconds.
-    """
+    """Faces as the CPU engine finds and verifies them (its detection-only call: no mesh, no texture)."""
     from shared.engines.cpu import CpuEngine
 
     cpu = CpuEngine()
     cpu.load()
 
     def detect(photo: Photo, options: Options) -> list[Detection]:
-        try:
-            found = cpu.reconstruct(photo, dataclasses.replace(options, texture_size=16, video=False))
-        except NoFaceError:
-            return []
-        return [(face.bbox, face.score) for face in found.faces]
+        return [(face.bbox, face.score) for face in cpu.detect_faces(photo, options)]
 
     return detect
 
