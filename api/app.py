@@ -1,11 +1,14 @@
 """Flask application factory. Every dependency can be injected (tests); otherwise it is built from Settings."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy import exc as sa_exc
 
-from api import health, jobs
+from api import batches, health, jobs, web
+from api.auth import init_app as init_auth
 from api.openapi import openapi_document
 from api.problems import register_error_handlers
 from api.services import BrokerCheck, Dispatcher, Services
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
 # Room for the multipart envelope and option fields around an image of max_upload_bytes.
 FORM_OVERHEAD_BYTES = 64 * 1024
+DATABASE_RETRY_AFTER_S = 5
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -38,15 +43,29 @@ def create_app(
     app.json.sort_keys = False
     app.extensions["face3d"] = _services(settings, session_factory, storage, celery_app, dispatcher, broker_check)
     register_error_handlers(app)
+    app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
+    init_auth(app)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(health.bp)
     app.add_url_rule("/v1/openapi.json", "openapi", lambda: jsonify(openapi_document()))
-    app.add_url_rule("/", "index", _index)
+    app.register_blueprint(web.bp)
     return app
 
 
-def _index() -> Response:
-    return jsonify({"service": "face3d", "openapi": "/v1/openapi.json", "jobs": "/v1/jobs"})
+def _database_error(error: Exception) -> Response:
+    """An unreachable or overloaded database is an outage (503 + Retry-After), not a bug (500)."""
+    from api.problems import problem_response
+    from shared.errors import ErrorCode
+
+    outage = isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+    if not outage:
+        log.error("database error", exc_info=error)
+        return problem_response(500, ErrorCode.INTERNAL, "internal server error")
+    log.warning("database unavailable: %s", str(error).splitlines()[0][:300])
+    return problem_response(503, ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry shortly",
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
 def _services(settings: "Settings", session_factory: Any, storage: Any, celery_app: Any,

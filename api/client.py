@@ -15,6 +15,7 @@ from shared.errors import ErrorCode, Face3dError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60
+RECONNECT_GIVE_UP_S = 120       # wait() without a timeout stops retrying an unreachable server after this
 
 
 class ApiError(Face3dError):
@@ -43,10 +44,14 @@ def default_server() -> str:
 
 
 class Face3dClient:
-    def __init__(self, server_url: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, server_url: str | None = None, timeout: float = 30.0, api_key: str | None = None) -> None:
+        """``api_key`` (default: $FACE3D_API_KEY) is sent as ``Authorization: Bearer``."""
         self.server_url = (server_url or default_server()).rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        api_key = api_key or os.environ.get("FACE3D_API_KEY")
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     # ------------------------------------------------------------ jobs
 
@@ -69,11 +74,21 @@ class Face3dClient:
                                                 extra_timeout=wait_s or 0))
 
     def wait(self, job_id: str, timeout: float | None = 600.0) -> Job:
-        """Follow a job until it is terminal (long-polling with Prefer: wait); raises Face3dError(TIMEOUT)."""
+        """Follow a job until it is terminal (long-polling with Prefer: wait); raises Face3dError(TIMEOUT).
+
+        A server that restarts or is briefly unavailable (connection errors, 502/503/504) is retried with backoff
+        until ``timeout``, or for RECONNECT_GIVE_UP_S without a timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        retry = _Backoff()
         while True:
             remaining = MAX_SERVER_WAIT_S if deadline is None else deadline - time.monotonic()
-            job = self.get(job_id, wait_s=max(1, min(MAX_SERVER_WAIT_S, int(remaining))))
+            try:
+                job = self.get(job_id, wait_s=max(1, min(MAX_SERVER_WAIT_S, int(remaining))))
+            except Face3dError as error:
+                if not _transient(error) or not retry.sleep(deadline):
+                    raise
+                continue
+            retry.reset()
             if job.state.is_terminal:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -101,6 +116,54 @@ class Face3dClient:
             written.append(target)
         return written
 
+    # ------------------------------------------------------------ batches (plain dicts: see api/batches.py)
+
+    def create_batch(self, options: JobOptions | Mapping[str, Any] | None = None, *, items: list[dict] | None = None,
+                     s3_prefix: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """A batch of ``items`` ({"url"|"key", "name"}), of every object under ``s3_prefix``, or an empty one that
+        `add_batch_item` fills."""
+        body: dict[str, Any] = {"options": _options_dict(options), "name": name}
+        if s3_prefix is not None:
+            body["s3_prefix"] = s3_prefix
+        elif items is not None:
+            body["items"] = items
+        return self._request("POST", "/v1/batches", json=body)
+
+    def upload_archive(self, path: str | Path, options: JobOptions | Mapping[str, Any] | None = None,
+                       name: str | None = None) -> dict[str, Any]:
+        path = Path(path)
+        form = {"options": json.dumps(_options_dict(options)), **({"name": name} if name else {})}
+        with path.open("rb") as archive:
+            return self._request("POST", "/v1/batches", files={"archive": (path.name, archive)}, data=form)
+
+    def add_batch_item(self, batch_id: str, name: str, data: bytes) -> dict[str, Any]:
+        """Upload one photo into the batch; a name already there returns the existing item (safe to retry)."""
+        return self._request("POST", f"/v1/batches/{batch_id}/items", files={"image": (Path(name).name, data)},
+                             data={"name": name})
+
+    def add_batch_reference(self, batch_id: str, name: str, *, url: str | None = None,
+                            key: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in {"name": name, "url": url, "key": key}.items() if v is not None}
+        return self._request("POST", f"/v1/batches/{batch_id}/items", json=body)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/batches/{batch_id}")
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/v1/batches/{batch_id}/cancel")
+
+    def batch_results(self, batch_id: str, state: str | None = None) -> list[dict[str, Any]]:
+        """The results lines (JSON Lines, streamed by the server); ``state="terminal"``: finished items only."""
+        url = f"{self.server_url}/v1/batches/{batch_id}/results"
+        try:
+            with self.session.get(url, params={"state": state} if state else None, stream=True,
+                                  timeout=self.timeout) as response:
+                if response.status_code >= 400:
+                    raise _api_error(response)
+                return [json.loads(line) for line in response.iter_lines() if line.strip()]
+        except requests.RequestException as exc:
+            raise ServerUnreachable(f"cannot reach the face3d server at {self.server_url}: {exc}") from exc
+
     # ------------------------------------------------------------ transport
 
     def _download_file(self, url: str, target: Path) -> None:
@@ -124,6 +187,31 @@ class Face3dClient:
         if response.status_code >= 400:
             raise _api_error(response)
         return response.json() if response.content else None
+
+
+def _transient(error: Face3dError) -> bool:
+    return isinstance(error, ServerUnreachable) or (isinstance(error, ApiError) and error.status in (502, 503, 504))
+
+
+class _Backoff:
+    """Sleeps 0.25 s, 0.5 s, 1 s ... up to 5 s between retries; gives up at the deadline or after
+    RECONNECT_GIVE_UP_S of failures in a row."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.delay, self.failing_since = 0.25, None
+
+    def sleep(self, deadline: float | None) -> bool:
+        now = time.monotonic()
+        self.failing_since = self.failing_since or now
+        give_up = deadline if deadline is not None else self.failing_since + RECONNECT_GIVE_UP_S
+        if now + self.delay >= give_up:
+            return False
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 5.0)
+        return True
 
 
 def _options_dict(options: JobOptions | Mapping[str, Any] | None) -> dict[str, Any]:

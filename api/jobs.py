@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
+from api import auth
 from api.problems import RequestValidationError
-from api.schemas import Job, JobList, JobOptions, request_fingerprint
+from api.schemas import Job, JobList, JobOptions, WebhookDeliveryList, request_fingerprint
 from api.services import Services, services
 from api.sniff import sniff_image_type
 from shared import models
@@ -30,6 +31,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 MAX_WAIT_S = 60
 WAIT_POLL_S = 0.1
 MAX_PAGE = 100
+MAX_URL_LENGTH = 2048
+MAX_INPUT_NAME = 120
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -40,12 +43,14 @@ _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 def submit_job() -> Response:
     svc = services()
     upload = _required_image()
-    options = parse_options(request.form)
+    options = parse_options(submission_fields())
     engine = _engine_name(options, svc.settings.default_engine)
+    webhook_url = _webhook_url(svc, options)
+    auth.enforce_active_job_cap(svc.settings, svc.session_factory)
     data = upload.read()
     media_type = _require_image_bytes(data, svc.settings.max_upload_bytes)
     engine_options = {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
-    job, created = _create_job(svc, upload, data, media_type, engine, engine_options)
+    job, created = _create_job(svc, upload, data, media_type, engine, engine_options, webhook_url)
     if created:
         _dispatch_or_fail(svc, job)
     return _job_response(svc, job, created=created)
@@ -57,7 +62,8 @@ def list_jobs() -> Response:
     limit = _limit_arg(request.args.get("limit"))
     cursor = request.args.get("cursor") or None
     svc = services()
-    rows, next_cursor = models.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit)
+    rows, next_cursor = models.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit,
+                                         owner_id=auth.visible_owner())
     page = JobList(items=[job_view(row) for row in rows], next_cursor=next_cursor)
     response = _json(page.model_dump_json())
     if next_cursor:
@@ -69,7 +75,7 @@ def list_jobs() -> Response:
 @bp.get("/<job_id>")
 def get_job(job_id: str) -> Response:
     svc = services()
-    job = models.get_job(svc.session_factory, job_id)
+    job = _visible_job(svc, job_id)
     wait_s = _wait_preference()
     if wait_s is not None:
         job = _wait_for_terminal(svc, job, wait_s)
@@ -81,7 +87,11 @@ def get_job(job_id: str) -> Response:
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    job = models.cancel_job(services().session_factory, job_id)
+    svc = services()
+    _visible_job(svc, job_id)
+    job = models.cancel_job(svc.session_factory, job_id)
+    if JobState(job.state).is_terminal:
+        _send_webhook(svc, job)
     return _json(job_view(job).model_dump_json(), status=202)
 
 
@@ -90,7 +100,7 @@ def delete_job(job_id: str) -> Response:
     """Delete a job and its files. A queued job is canceled first; a running one must be canceled by the client
     (409) so a worker never writes files for a row that no longer exists."""
     svc = services()
-    job = models.get_job(svc.session_factory, job_id)
+    job = _visible_job(svc, job_id)
     if JobState(job.state) is JobState.QUEUED:
         job = _cancel_queued(svc, job_id)
     if JobState(job.state) is JobState.RUNNING:
@@ -103,7 +113,7 @@ def delete_job(job_id: str) -> Response:
 @bp.get("/<job_id>/artifacts/<name>")
 def get_artifact(job_id: str, name: str) -> Response:
     svc = services()
-    job = models.get_job(svc.session_factory, job_id)
+    job = _visible_job(svc, job_id)
     artifact = _find_artifact(job, name)
     url = svc.storage.url_for(artifact["key"], filename=name)
     if url:
@@ -113,20 +123,58 @@ def get_artifact(job_id: str, name: str) -> Response:
                      max_age=3600)
 
 
+@bp.get("/<job_id>/webhook-deliveries")
+def list_webhook_deliveries(job_id: str) -> Response:
+    """Every delivery attempt of the job's webhook, oldest first."""
+    from shared.webhooks import list_deliveries
+
+    svc = services()
+    _visible_job(svc, job_id)
+    rows = list_deliveries(svc.session_factory, job_id)
+    return _json(WebhookDeliveryList.model_validate({"items": rows}, from_attributes=True).model_dump_json())
+
+
+def _visible_job(svc: Services, job_id: str) -> Any:
+    """The job, or 404 when it does not exist or belongs to another API key."""
+    return auth.ensure_visible(models.get_job(svc.session_factory, job_id), f"job {job_id}")
+
+
+def _webhook_url(svc: Services, options: JobOptions) -> str | None:
+    from shared.webhooks import check_webhook_url
+
+    if not options.webhook_url:
+        return None
+    if auth.current_owner() is None and not svc.settings.webhook_secret:
+        raise Face3dError("webhook_url needs a signing secret: set WEBHOOK_SECRET on the server (AUTH_MODE=off)",
+                          ErrorCode.VALIDATION_FAILED)
+    check_webhook_url(options.webhook_url, allow_private=svc.settings.webhook_allow_private)
+    return options.webhook_url
+
+
+def _send_webhook(svc: Services, job: Any) -> None:
+    """A job the API itself finished (canceled while queued) gets its webhook like a worker-finished one."""
+    if job.webhook_url and svc.celery_app is not None:
+        from worker.webhooks import enqueue_webhook
+
+        enqueue_webhook(svc.celery_app, job.id, job.engine)
+
+
 # ---------------------------------------------------------------- request parsing
 
 
 def parse_options(form: Any) -> JobOptions:
     """Options come as one JSON field ``options`` and/or as individual form fields (these win)."""
     raw: dict[str, Any] = {}
-    if form.get("options"):
+    if isinstance(form.get("options"), dict):           # JSON body: options is already an object
+        raw = dict(form["options"])
+    elif form.get("options"):
         try:
             raw = json.loads(form["options"])
         except json.JSONDecodeError as exc:
             raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
         if not isinstance(raw, dict):
             raise Face3dError("options must be a JSON object", ErrorCode.VALIDATION_FAILED)
-    unknown = sorted(set(form.keys()) - set(JobOptions.model_fields) - {"options"})
+    unknown = sorted(set(form.keys()) - set(JobOptions.model_fields) - {"options", "image_url"})
     if unknown:
         raise Face3dError(f"unknown form field(s): {', '.join(unknown)}", ErrorCode.VALIDATION_FAILED)
     raw.update({key: form[key] for key in JobOptions.model_fields if form.get(key) not in (None, "")})
@@ -136,11 +184,47 @@ def parse_options(form: Any) -> JobOptions:
         raise RequestValidationError(exc) from exc
 
 
+def submission_fields() -> Any:
+    """The form fields, or the JSON object of an ``application/json`` submit (``{"image_url": ..., "options": {}}``)."""
+    if not request.is_json:
+        return request.form
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Face3dError("the JSON body must be an object like {\"image_url\": \"https://...\"}",
+                          ErrorCode.INVALID_REQUEST)
+    return body
+
+
 def _required_image() -> FileStorage:
+    image_url = submission_fields().get("image_url")
     upload = request.files.get("image")
+    if image_url and upload is not None:
+        raise Face3dError("send either an 'image' file or an 'image_url', not both", ErrorCode.INVALID_REQUEST)
+    if image_url:
+        return _fetch_image_url(image_url)
     if upload is None:
-        raise Face3dError("send the photo as a multipart/form-data file field named 'image'", ErrorCode.INVALID_REQUEST)
+        raise Face3dError("send the photo as a multipart/form-data file field named 'image', or its address as "
+                          "'image_url'", ErrorCode.INVALID_REQUEST)
     return upload
+
+
+def _fetch_image_url(url: Any) -> FileStorage:
+    """Fetched here, in the request, so a refused or broken URL is answered at once (4xx/502) and the worker
+    never touches the network; the bytes then go through the same checks and storage as an upload."""
+    import io
+
+    from shared.netguard import FetchPolicy, fetch
+
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        raise Face3dError(f"image_url must be a URL string of at most {MAX_URL_LENGTH} characters",
+                          ErrorCode.VALIDATION_FAILED)
+    settings = services().settings
+    policy = FetchPolicy(max_bytes=settings.max_upload_bytes, timeout_s=settings.image_url_timeout_s,
+                         max_redirects=settings.image_url_max_redirects,
+                         allow_private=settings.image_url_allow_private,
+                         allowed_networks=settings.image_url_allow_networks)
+    fetched = fetch(url, policy)
+    return FileStorage(io.BytesIO(fetched.data), filename=fetched.filename or "image")
 
 
 def _engine_name(options: JobOptions, default: str) -> str:
@@ -197,18 +281,22 @@ def _idempotency_key() -> str | None:
 
 
 def _create_job(svc: Services, upload: FileStorage, data: bytes, media_type: str, engine: str,
-                options: dict[str, Any]) -> tuple[Any, bool]:
+                options: dict[str, Any], webhook_url: str | None = None) -> tuple[Any, bool]:
     """Store the input, then commit the row. A replayed Idempotency-Key reuses the first job (its input kept)."""
     digest = hashlib.sha256(data).hexdigest()
-    name = secure_filename(upload.filename or "") or "photo" + (mimetypes.guess_extension(media_type) or "")
+    # Capped from the left so the extension stays: input_name is a 255-character column.
+    name = (secure_filename(upload.filename or "")[-MAX_INPUT_NAME:].lstrip("._")
+            or "photo" + (mimetypes.guess_extension(media_type) or ""))
     job_id = uuid.uuid4().hex
     key = input_key(job_id, name)
     svc.storage.put_bytes(key, data, content_type=media_type)
     try:
         job, created = models.create_job(
             svc.session_factory, engine=engine, options=options, input_name=name, input_key=key,
-            input_size=len(data), input_sha256=digest, idempotency_key=_idempotency_key(),
-            request_fingerprint=request_fingerprint(digest, engine, options), job_id=job_id,
+            input_size=len(data), input_sha256=digest,
+            idempotency_key=auth.scoped_idempotency_key(_idempotency_key()),
+            request_fingerprint=request_fingerprint(digest, engine, _fingerprinted(options, webhook_url)),
+            job_id=job_id, owner_id=auth.current_owner(), webhook_url=webhook_url,
         )
     except BaseException:
         svc.storage.delete_prefix(job_prefix(job_id))
@@ -216,6 +304,10 @@ def _create_job(svc: Services, upload: FileStorage, data: bytes, media_type: str
     if not created:
         svc.storage.delete_prefix(job_prefix(job_id))
     return job, created
+
+
+def _fingerprinted(options: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
+    return {**options, "webhook_url": webhook_url} if webhook_url else options
 
 
 def _dispatch_or_fail(svc: Services, job: Any) -> None:
@@ -267,9 +359,10 @@ def _find_artifact(job: Any, name: str) -> dict[str, Any]:
     raise NotFound(f"job {job.id} has no artifact named {name!r}")
 
 
-def job_view(job: Any) -> Job:
+def job_view(job: Any, base_url: str | None = None) -> Job:
+    """The API's view of a job row. ``base_url`` for use outside a request (webhooks); else the request's."""
     result = job.result or {}
-    base = f"{_base_url()}/v1/jobs/{job.id}/artifacts/"
+    base = f"{_base_url() if base_url is None else base_url.rstrip('/')}/v1/jobs/{job.id}/artifacts/"
     code = getattr(job.error_code, "value", job.error_code)
     error = {"code": code, "message": job.error_message or ""} if code else None
     return Job(
@@ -279,7 +372,7 @@ def job_view(job: Any) -> Job:
         started_at=job.started_at, finished_at=job.finished_at, error=error,
         faces=result.get("faces", []), warnings=result.get("warnings", []),
         artifacts=[{**a, "url": base + quote(a["name"])} for a in result.get("artifacts", [])],
-        timings_ms=result.get("timings_ms", {}),
+        timings_ms=result.get("timings_ms", {}), webhook_url=getattr(job, "webhook_url", None),
     )
 
 

@@ -25,6 +25,8 @@ class JobOptions(BaseModel):
     sweep_degrees: float | None = Field(None, gt=0, le=360, description="Total yaw sweep of the turntable.")
     texture_size: int | None = Field(None, description="UV atlas side: 256, 512, 1024, 2048 or 4096.")
     render_size: int | None = Field(None, ge=64, le=2048, description="Turntable frame side in pixels.")
+    webhook_url: str | None = Field(None, max_length=2000, description="POSTed a signed event when the job "
+                                    "finishes (Standard Webhooks); public http(s) hosts only.")
 
     @field_validator("texture_size")
     @classmethod
@@ -35,7 +37,7 @@ class JobOptions(BaseModel):
 
     def engine_options(self) -> dict[str, Any]:
         """The options the engine receives (engine name excluded; unset fields left to the engine's defaults)."""
-        return self.model_dump(exclude={"engine"}, exclude_none=True)
+        return self.model_dump(exclude={"engine", "webhook_url"}, exclude_none=True)
 
 
 def request_fingerprint(image_sha256: str, engine: str, options: dict[str, Any]) -> str:
@@ -85,11 +87,27 @@ class Job(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    webhook_url: str | None = None
 
 
 class JobList(BaseModel):
     items: list[Job]
     next_cursor: str | None = None
+
+
+class WebhookDelivery(BaseModel):
+    attempt: int
+    msg_id: str = Field(description="The webhook-id header; the same for every attempt of one event.")
+    url: str
+    status_code: int | None = Field(None, description="The receiver's HTTP status; null when no answer came.")
+    error: str | None = None
+    started_at: datetime
+    finished_at: datetime
+    next_attempt_at: datetime | None = Field(None, description="When the next attempt is due, if one is.")
+
+
+class WebhookDeliveryList(BaseModel):
+    items: list[WebhookDelivery]
 
 
 class ValidationIssue(BaseModel):
@@ -124,3 +142,14 @@ class SubmitForm(BaseModel):
 
     image: bytes = Field(json_schema_extra={"format": "binary"}, description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
     options: str | None = Field(None, description="JSON object of JobOptions; the fields may also be sent one by one.")
+
+
+class UrlSubmission(BaseModel):
+    """application/json body of POST /v1/jobs that names the photo by URL instead of uploading it (the form field
+    ``image_url`` does the same in multipart/form-data). The API fetches it: http(s) only, public addresses only
+    (checked after DNS resolution, on every redirect), at most MAX_UPLOAD_BYTES within IMAGE_URL_TIMEOUT_S."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str = Field(max_length=2048, description="http(s) URL of the photo.")
+    options: JobOptions | None = None

@@ -1,6 +1,6 @@
-"""`face3d serve`: the embedded deployment. One supervisor process runs the API server and a Celery worker as
-children (each in its own session, so Ctrl-C reaches only the supervisor, which stops them in order: API first,
-then the worker, then the embedded broker)."""
+"""`face3d serve`: the embedded deployment. One supervisor process runs the API server, a Celery worker and the
+sweeper as children (each in its own session, so Ctrl-C reaches only the supervisor, which stops them in order:
+API first, then the worker and the sweeper, then the embedded broker)."""
 from __future__ import annotations
 
 import dataclasses
@@ -49,6 +49,8 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
         env = child_environment(settings)
         worker = _start(worker_command(workers), env)
         stack.callback(stop_process, worker, "worker")
+        sweeper = _start(sweeper_command(), env)
+        stack.callback(stop_process, sweeper, "sweeper")
         api = _start(api_command(host, port), env)
         stack.callback(stop_process, api, "api")
         url = f"http://{host}:{port}"
@@ -56,7 +58,7 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
         click.echo(f"face3d is running at {url}  (data: {settings.data_dir}; Ctrl-C stops it)")
         click.echo(f"try:  curl -F image=@{SAMPLE_PHOTO} {url}/v1/jobs")
         try:
-            _supervise((api, worker))
+            _supervise((api, worker, sweeper))
         except (KeyboardInterrupt, _Stop):
             click.echo("stopping face3d ...")
 
@@ -76,8 +78,14 @@ def child_environment(settings: "Settings") -> dict[str, str]:
 
 
 def worker_command(workers: int) -> list[str]:
-    # Both queues: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
-    return [*_face3d(), "worker", "--queues", "cpu,gpu", "--concurrency", str(workers)]
+    # cpu and gpu: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
+    # batch last: with the priority queue order it only runs when no interactive job waits.
+    return [*_face3d(), "worker", "--queues", "cpu,gpu,batch", "--concurrency", str(workers)]
+
+
+def sweeper_command() -> list[str]:
+    """Resends jobs the broker lost and recovers jobs of dead workers (see worker/sweeper.py)."""
+    return [*_face3d(), "sweeper"]
 
 
 def api_command(host: str, port: int) -> list[str]:

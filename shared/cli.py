@@ -18,6 +18,17 @@ def _register() -> None:
 
     for command in (reconstruct, db, submit, status, download, serve, worker):
         main.add_command(command)
+    from worker.sweeper import sweeper
+
+    main.add_command(sweeper)
+
+    from shared.keys_cli import keys
+
+    main.add_command(keys)
+
+    from shared.ingest_cli import ingest
+
+    main.add_command(ingest)
 
 
 _register()

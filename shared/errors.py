@@ -19,12 +19,15 @@ class ErrorCode(str, enum.Enum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     BROKER_UNAVAILABLE = "broker_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"
+    URL_NOT_ALLOWED = "url_not_allowed"
+    FETCH_FAILED = "fetch_failed"
     WORKER_LOST = "worker_lost"
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_ACTIVE_JOBS = "too_many_active_jobs"
     UNAUTHORIZED = "unauthorized"
     INTERNAL = "internal"
 
@@ -41,12 +44,15 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.STORAGE_UNAVAILABLE: 503,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.DATABASE_UNAVAILABLE: 503,
+    ErrorCode.URL_NOT_ALLOWED: 422,
+    ErrorCode.FETCH_FAILED: 502,
     ErrorCode.WORKER_LOST: 500,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.CANCELED: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.CONFLICT: 409,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_ACTIVE_JOBS: 429,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.INTERNAL: 500,
 }

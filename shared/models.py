@@ -7,6 +7,7 @@ verb's bool return says whether *this* call made the change.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
@@ -57,6 +58,12 @@ class Job(Base):
         sa.UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
         sa.Index("ix_jobs_created_at_id", "created_at", "id"),
         sa.Index("ix_jobs_state_created_at", "state", "created_at"),
+        sa.Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        sa.Index("ix_jobs_owner_id_state", "owner_id", "state"),
+        sa.Index("ix_jobs_batch_id_state", "batch_id", "state"),
+        sa.Index("ix_jobs_batch_id_created_at_id", "batch_id", "created_at", "id"),
+        sa.Index("ix_jobs_input_sha256", "input_sha256"),
+        sa.UniqueConstraint("batch_id", "input_name", name="uq_jobs_batch_id_input_name"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
@@ -81,6 +88,10 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner_id: Mapped[str | None] = mapped_column(sa.String(32))      # the API key that submitted it (shared.auth)
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text())
+    batch_id: Mapped[str | None] = mapped_column(sa.String(32))      # shared.batches.Batch it belongs to, if any
 
     @property
     def is_terminal(self) -> bool:
@@ -99,7 +110,8 @@ def utcnow() -> datetime:
 
 def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], input_name: str, input_key: str,
                input_size: int, input_sha256: str, idempotency_key: str | None = None,
-               request_fingerprint: str | None = None, job_id: str | None = None) -> tuple[Job, bool]:
+               request_fingerprint: str | None = None, job_id: str | None = None, owner_id: str | None = None,
+               webhook_url: str | None = None) -> tuple[Job, bool]:
     """Insert a queued job; returns (job, created).
 
     A repeated idempotency key with the same fingerprint returns the first job and created=False; with a different
@@ -109,7 +121,7 @@ def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], inpu
     job = Job(id=job_id or uuid.uuid4().hex, state=JobState.QUEUED, engine=engine, options=dict(options),
               input_name=input_name, input_key=input_key, input_size=input_size, input_sha256=input_sha256,
               idempotency_key=idempotency_key, request_fingerprint=request_fingerprint, progress=0.0, attempts=0,
-              cancel_requested=False, created_at=now, updated_at=now)
+              cancel_requested=False, created_at=now, updated_at=now, owner_id=owner_id, webhook_url=webhook_url)
     try:
         with sf.begin() as session:
             session.add(job)
@@ -128,6 +140,25 @@ def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], inpu
 def _find_by_idempotency_key(sf: SessionFactory, key: str) -> Job | None:
     with sf() as session:
         return session.scalars(sa.select(Job).where(Job.idempotency_key == key)).one_or_none()
+
+
+def find_succeeded_by_content(sf: SessionFactory, input_sha256: str, engine: str,
+                              options: dict[str, Any]) -> Job | None:
+    """A succeeded job on the same input bytes with the same engine and (canonical) options, newest first."""
+    wanted = canonical_options(options)
+    query = (sa.select(Job).where(Job.input_sha256 == input_sha256, Job.engine == engine,
+                                  Job.state == JobState.SUCCEEDED)
+             .order_by(Job.finished_at.desc()).limit(20))
+    with sf() as session:
+        return next((job for job in session.scalars(query) if canonical_options(job.options) == wanted), None)
+
+
+def canonical_options(options: dict[str, Any] | None) -> str:
+    """Options with the engine defaults filled in, as sorted JSON: {} and {"video": True} are the same request."""
+    from shared.engines.base import Options
+
+    defaults = {field.name: field.default for field in dataclasses.fields(Options)}
+    return json.dumps({**defaults, **(options or {})}, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def get_job(sf: SessionFactory, job_id: str) -> Job:
@@ -155,13 +186,16 @@ def delete_job(sf: SessionFactory, job_id: str) -> Job:
 
 
 def list_jobs(sf: SessionFactory, *, state: JobState | str | None = None, cursor: str | None = None,
-              limit: int = 50) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated on (created_at, id). Returns (page, cursor of the next page or None)."""
+              limit: int = 50, owner_id: str | None = None) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id). Returns (page, cursor of the next page or None).
+    ``owner_id``: only that API key's jobs (None: everybody's)."""
     if not 1 <= limit <= MAX_PAGE:
         raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
     query = sa.select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     if state is not None:
         query = query.where(Job.state == _parse_state(state))
+    if owner_id is not None:
+        query = query.where(Job.owner_id == owner_id)
     if cursor:
         created_at, last_id = decode_cursor(cursor)
         query = query.where(sa.or_(Job.created_at < created_at,
@@ -265,3 +299,83 @@ def is_cancel_requested(sf: SessionFactory, job_id: str) -> bool:
     with sf() as session:
         flag = session.scalar(sa.select(Job.cancel_requested).where(Job.id == job_id))
     return bool(flag)
+
+
+# ---------------------------------------------------------------- liveness (heartbeat + sweeper)
+
+
+def touch_heartbeat(sf: SessionFactory, job_id: str, worker: str) -> bool:
+    """Stamp heartbeat_at; False once the job is no longer running under ``worker`` (finished, requeued, taken)."""
+    with sf.begin() as session:
+        statement = (
+            sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, Job.worker == worker[:255])
+            .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)
+        )
+        return session.execute(statement).rowcount == 1
+
+
+def last_sign_of_life(job: Job) -> datetime:
+    """The newest moment a running job's worker was known alive (a heartbeat, a progress write or its start)."""
+    return max(t for t in (job.heartbeat_at, job.updated_at) if t is not None)
+
+
+def stale_running_jobs(sf: SessionFactory, silent_since: datetime, limit: int = 100) -> list[Job]:
+    """Running jobs whose worker has shown no sign of life since ``silent_since``."""
+    # updated_at covers progress writes and the start (mark_running), heartbeat_at the heartbeat thread.
+    quiet_heartbeat = sa.or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < silent_since)
+    query = (sa.select(Job).where(Job.state == JobState.RUNNING, Job.updated_at < silent_since, quiet_heartbeat)
+             .order_by(Job.created_at).limit(limit))
+    with sf() as session:
+        return list(session.scalars(query))
+
+
+def running_started_before(sf: SessionFactory, started_before: datetime, limit: int = 100) -> list[Job]:
+    query = (sa.select(Job).where(Job.state == JobState.RUNNING, Job.started_at < started_before)
+             .order_by(Job.created_at).limit(limit))
+    with sf() as session:
+        return list(session.scalars(query))
+
+
+def queued_older_than(sf: SessionFactory, queued_before: datetime, limit: int = 100) -> list[Job]:
+    """Queued jobs that entered the queue (or were last resent) before ``queued_before``."""
+    query = (sa.select(Job).where(Job.state == JobState.QUEUED, Job.updated_at < queued_before)
+             .order_by(Job.created_at).limit(limit))
+    with sf() as session:
+        return list(session.scalars(query))
+
+
+def claim_resend(sf: SessionFactory, job: Job, now: datetime | None = None) -> bool:
+    """Bump a queued job's updated_at before its message is sent again, if no one changed the row meanwhile;
+    so two sweepers never both resend it and the next resend waits a full period."""
+    return _transition_if_unchanged(sf, job, [JobState.QUEUED], now)
+
+
+def requeue_lost(sf: SessionFactory, job: Job, now: datetime | None = None) -> bool:
+    """running -> queued for a job whose worker went silent, unless it showed a sign of life meanwhile."""
+    return _transition_if_unchanged(sf, job, [JobState.RUNNING], now, state=JobState.QUEUED, stage=None, progress=0.0,
+                                    worker=None, heartbeat_at=None)
+
+
+def fail_lost(sf: SessionFactory, job: Job, code: ErrorCode, message: str, now: datetime | None = None) -> bool:
+    return _transition_if_unchanged(sf, job, [JobState.RUNNING], now, state=JobState.FAILED,
+                                    error_code=ErrorCode(code).value, error_message=message[:MAX_ERROR_MESSAGE],
+                                    finished_at=now or utcnow())
+
+
+def _transition_if_unchanged(sf: SessionFactory, job: Job, sources: Iterable[JobState], now: datetime | None,
+                             **values: Any) -> bool:
+    """Optimistic check on updated_at and heartbeat_at: any write since ``job`` was read makes this a no-op.
+    ``now`` (default: the clock) becomes updated_at, so a sweep with a given clock stays consistent."""
+    heartbeat = Job.heartbeat_at.is_(None) if job.heartbeat_at is None else Job.heartbeat_at == job.heartbeat_at
+    statement = (
+        sa.update(Job).where(Job.id == job.id, Job.state.in_(list(sources)), Job.updated_at == job.updated_at,
+                             heartbeat)
+        .values(updated_at=now or utcnow(), **values).execution_options(synchronize_session=False)
+    )
+    with sf.begin() as session:
+        return session.execute(statement).rowcount == 1
+
+
+# Tables defined in their own modules register on Base.metadata whenever the job model is imported (migrations'
+# autogenerate compare, create_all in tools).
+from shared import batches as _batches  # noqa: E402,F401  (imported last: it builds on the names above)

@@ -8,7 +8,9 @@ from shared.config import Settings
 from worker.embedded import find_embedded_broker
 
 TASK_NAME = "face3d.reconstruct_job"
-QUEUES = ("cpu", "gpu")
+BATCH_TASK_NAME = "face3d.batch_item"
+BATCH_QUEUE = "batch"
+QUEUES = ("cpu", "gpu", BATCH_QUEUE)
 SOFT_LIMIT_MARGIN_S = 15
 
 
@@ -27,7 +29,8 @@ def broker_url_for(settings: Settings) -> str:
 
 
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    app = Celery("face3d", broker=broker_url or broker_url_for(settings), include=["worker.tasks"])
+    app = Celery("face3d", broker=broker_url or broker_url_for(settings),
+                 include=["worker.tasks", "worker.batch_tasks"])
     soft_limit = max(1, settings.job_time_limit_s - min(SOFT_LIMIT_MARGIN_S, settings.job_time_limit_s // 4))
     app.conf.update(
         task_acks_late=True,                    # a job is acknowledged only after it ran ...
@@ -39,12 +42,15 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         task_ignore_result=True,                # job state lives in the database, not in a result backend
         task_queues=[Queue(name, routing_key=name) for name in QUEUES],
         task_default_queue="cpu",
-        task_routes={TASK_NAME: {"queue": "cpu"}},
+        task_routes={TASK_NAME: {"queue": "cpu"}, BATCH_TASK_NAME: {"queue": BATCH_QUEUE}},
         task_time_limit=settings.job_time_limit_s,
         task_soft_time_limit=soft_limit,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
             "socket_connect_timeout": settings.broker_connect_timeout_s,
+            # Redis: take from the queues in the order a worker lists them (-Q cpu,batch), not round robin, so
+            # interactive jobs never wait behind a big batch (the batch queue only runs when cpu is empty).
+            "queue_order_strategy": "priority",
         },
         broker_connection_timeout=settings.broker_connect_timeout_s,
         broker_connection_retry_on_startup=True,

@@ -8,7 +8,7 @@ from kombu.exceptions import KombuError, OperationalError
 
 from shared.config import Settings
 from shared.errors import ErrorCode, Face3dError
-from worker.celery_app import TASK_NAME
+from worker.celery_app import BATCH_QUEUE, BATCH_TASK_NAME, TASK_NAME
 
 log = logging.getLogger(__name__)
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
@@ -29,3 +29,25 @@ def send_job(celery_app: Celery, job_id: str, engine: str) -> None:
     except (OperationalError, KombuError, OSError, TimeoutError) as exc:
         log.warning("broker unreachable while sending job %s: %s", job_id, exc)
         raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
+
+
+def batch_queue_for(celery_app: Celery, engine: str) -> str:
+    """CPU batch items wait in their own low-priority queue; GPU engines' items share the gpu queue."""
+    return BATCH_QUEUE if queue_for(celery_app, engine) == "cpu" else "gpu"
+
+
+def send_batch_jobs(celery_app: Celery, job_ids: list[str], engine: str) -> None:
+    """Send one chunk of batch items over a single broker connection.
+
+    On failure raises broker_unavailable with ``details["sent"]``: how many went out before it.
+    """
+    queue, sent = batch_queue_for(celery_app, engine), 0
+    try:
+        with celery_app.producer_or_acquire() as producer:
+            for job_id in job_ids:
+                celery_app.send_task(BATCH_TASK_NAME, args=[job_id], queue=queue, routing_key=queue,
+                                     producer=producer, retry=True, retry_policy=RETRY_POLICY)
+                sent += 1
+    except (OperationalError, KombuError, OSError, TimeoutError) as exc:
+        log.warning("broker unreachable after sending %d of %d batch items: %s", sent, len(job_ids), exc)
+        raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE, sent=sent) from exc

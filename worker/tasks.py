@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +25,8 @@ from shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFo
 from shared.states import JobState
 from shared.storage import Storage, content_type_for, make_storage, output_key
 from worker.celery_app import TASK_NAME
+from worker.webhooks import notify_finished
+from worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +58,9 @@ def _app_settings(app: Celery) -> Settings:
 def reconstruct_job(self: Any, job_id: str) -> str:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     ctx = context_for(_app_settings(self.app))
-    return run_job(ctx, job_id, worker=self.request.hostname or "worker", redelivered=redelivered)
+    outcome = run_job(ctx, job_id, worker=worker_identity(self.request.hostname or "worker"), redelivered=redelivered)
+    notify_finished(self.app, ctx, job_id, outcome)
+    return outcome
 
 
 def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False) -> str:
@@ -65,7 +70,11 @@ def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool =
         return "ignored"
     sf = ctx.session_factory
     try:
-        result = _reconstruct(ctx, models.get_job(sf, job_id))
+        with Heartbeat(sf, job_id, worker, ctx.settings.heartbeat_interval_s) as beat:
+            result = _reconstruct(ctx, models.get_job(sf, job_id), beat.lost)
+    except OwnershipLost:
+        log.warning("job %s: taken from this worker meanwhile; result dropped", job_id)
+        return "ignored"
     except JobCanceled:
         models.mark_canceled(sf, job_id)
         return "canceled"
@@ -97,6 +106,9 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> b
         return False
     if job.state is not JobState.RUNNING:
         return False
+    if not previous_owner_lost(sf, job, ctx.settings):
+        log.info("job %s: redelivered while its worker is alive, message ignored", job_id)
+        return False
     if job.attempts >= ctx.settings.job_max_attempts:
         models.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
                            f"the worker stopped during each of {job.attempts} attempts")
@@ -105,10 +117,10 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> b
     return models.requeue(sf, job_id) and models.mark_running(sf, job_id, worker)
 
 
-def _reconstruct(ctx: WorkerContext, job: models.Job) -> dict[str, Any]:
+def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | None = None) -> dict[str, Any]:
     from shared.pipeline import process_photo
 
-    progress = ProgressReporter(ctx.session_factory, job.id)
+    progress = ProgressReporter(ctx.session_factory, job.id, lost)
     data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))
     options = parse_options(job.options)
     options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels))
@@ -165,15 +177,17 @@ class ProgressReporter:
     """The pipeline's progress callback: records the stage, and stops the job at a stage boundary if it was
     canceled (or is no longer this worker's to finish)."""
 
-    def __init__(self, sf: models.SessionFactory, job_id: str) -> None:
+    def __init__(self, sf: models.SessionFactory, job_id: str, lost: threading.Event | None = None) -> None:
         self.sf = sf
         self.job_id = job_id
         self.progress = 0.0
+        self.lost = lost
 
     def __call__(self, stage: str, fraction: float | None = None) -> None:
         # Without a fraction, creep towards 0.95 so the value only ever grows.
         self.progress = fraction if fraction is not None else self.progress + (0.95 - self.progress) * 0.3
-        if not models.mark_progress(self.sf, self.job_id, stage, self.progress):
-            raise JobCanceled(f"job {self.job_id} is no longer running")
+        if (self.lost is not None and self.lost.is_set()) or not models.mark_progress(
+                self.sf, self.job_id, stage, self.progress):
+            raise OwnershipLost(f"job {self.job_id} is no longer running under this worker")
         if models.is_cancel_requested(self.sf, self.job_id):
             raise JobCanceled(f"job {self.job_id} was canceled")

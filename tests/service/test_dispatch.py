@@ -31,7 +31,8 @@ def test_celery_config_is_safe_for_long_jobs(tmp_path):
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit == 900
     assert conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.accept_content == ["json"] and {q.name for q in conf.task_queues} == {"cpu", "gpu"}
+    assert conf.accept_content == ["json"] and {q.name for q in conf.task_queues} == {"cpu", "gpu", "batch"}
+    assert conf.broker_transport_options["queue_order_strategy"] == "priority"    # cpu before batch
 
 
 def test_unreachable_broker_is_broker_unavailable_quickly(tmp_path):

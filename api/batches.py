@@ -1,0 +1,402 @@
+"""/v1/batches: many photos in one request (item list, S3 prefix, zip upload, or item by item), one results file out.
+
+Each item becomes an ordinary job in the batch (its own row, its own id), inserted and queued in chunks of
+BATCH_CHUNK_SIZE on the low-priority ``batch`` queue. Sources are read lazily: an S3 listing or a zip is walked entry
+by entry, never held whole in memory, and S3 objects are read by the worker, not here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import zipfile
+from datetime import datetime
+from itertools import islice
+from typing import Any, Iterable, Iterator
+from urllib.parse import quote, urlparse
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from api.auth import current_owner, ensure_visible
+from api.problems import RequestValidationError
+from api.schemas import JobOptions
+from api.services import Services, services
+from api.sniff import sniff_image_type
+from shared import batches, models
+from shared.batches import NewItem, UniqueNames
+from shared.engines import engine_names
+from shared.errors import ErrorCode, Face3dError
+from shared.states import TERMINAL_STATES, JobState
+from shared.storage import input_key, job_prefix, make_s3_client
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+
+UPLOADS_PREFIX = "uploads/"
+Pending = tuple[NewItem, Face3dError | None]      # an item, and why it already failed (None: it goes to a worker)
+
+
+# ---------------------------------------------------------------- request / response models
+
+
+class BatchItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(None, description="A key in the service's storage under uploads/.")
+    url: str | None = Field(None, description="s3://bucket/key, read from the configured S3 endpoint.")
+    name: str | None = Field(None, max_length=1024, description="Name in the results (default: the key's file name).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BatchItemIn":
+        if (self.key is None) == (self.url is None):
+            raise ValueError("give exactly one of 'key' or 'url'")
+        return self
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemIn] | None = Field(None, description="Photos to add; omit for an empty batch that "
+                                                              "receives items through POST /v1/batches/{id}/items.")
+    s3_prefix: str | None = Field(None, description="s3://bucket/prefix: every object under it is an item.")
+    options: JobOptions = Field(default_factory=JobOptions)
+    name: str | None = Field(None, max_length=255)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BatchCreate":
+        if self.items is not None and self.s3_prefix is not None:
+            raise ValueError("give 'items' or 's3_prefix', not both")
+        return self
+
+
+class BatchView(BaseModel):
+    id: str
+    name: str | None
+    state: str = Field(description="queued | running | completed | canceled")
+    engine: str
+    options: dict[str, Any]
+    source: str
+    total: int
+    counts: dict[str, int] = Field(description="Items per job state.")
+    done: int
+    progress: float = Field(description="Finished items / total, 0..1.")
+    throughput_items_per_s: float | None
+    eta_s: float | None
+    created_at: datetime
+    last_finished_at: datetime | None
+    results_url: str
+
+
+# ---------------------------------------------------------------- routes
+
+
+@bp.post("")
+def create_batch() -> Response:
+    svc = services()
+    if request.mimetype == "multipart/form-data":
+        return _create_from_archive(svc)
+    body = _json_body(BatchCreate)
+    engine, options = _engine_and_options(svc, body.options)
+    if body.s3_prefix is not None:
+        bucket, prefix = _s3_source(svc, body.s3_prefix, is_prefix=True)
+        client = make_s3_client(svc.settings.s3_endpoint_url, svc.settings.s3_region)
+        _require_objects(client, bucket, prefix)
+        batch = _new_batch(svc, engine, options, body.s3_prefix, body.name)
+        _ingest(svc, batch, ((item, None) for item in _s3_items(client, bucket, prefix)))
+    else:
+        items, names = body.items or [], UniqueNames()
+        pending = [(_reference_item(svc, item, names), None) for item in items]
+        batch = _new_batch(svc, engine, options, "items" if items else "client", body.name)
+        _ingest(svc, batch, pending)
+    return _batch_response(svc, batch.id, status=201)
+
+
+@bp.get("/<batch_id>")
+def get_batch(batch_id: str) -> Response:
+    svc = services()
+    return _batch_response(svc, _visible_batch(svc, batch_id).id)
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel_batch(batch_id: str) -> Response:
+    svc = services()
+    batch = _visible_batch(svc, batch_id)
+    batches.cancel_batch(svc.session_factory, batch.id)
+    return _batch_response(svc, batch.id, status=202)
+
+
+@bp.get("/<batch_id>/results")
+def batch_results(batch_id: str) -> Response:
+    """JSON Lines, one per item in submission order, streamed page by page. ``?state=terminal`` (or a comma list
+    of job states) limits it to those items."""
+    svc = services()
+    batch = _visible_batch(svc, batch_id)
+    states = _states_arg(request.args.get("state"))
+    base = _base_url(svc)
+    lines = (json.dumps(result_line(job, base)) + "\n"
+             for job in batches.iter_batch_jobs(svc.session_factory, batch.id, states))
+    return Response(lines, mimetype="application/x-ndjson")
+
+
+@bp.post("/<batch_id>/items")
+def add_item(batch_id: str) -> Response:
+    """One more item: a multipart ``image`` (+ optional ``name``), or JSON {"key"|"url", "name"}. An item whose name
+    is already in the batch is not added again: the existing one is returned with 200 (safe to retry)."""
+    svc = services()
+    batch = _visible_batch(svc, batch_id)
+    if request.mimetype == "multipart/form-data":
+        item, error = _uploaded_item(svc)
+    else:
+        item, error = _reference_item(svc, _json_body(BatchItemIn), UniqueNames()), None
+    job, created = batches.add_item(svc.session_factory, batch, item)
+    if created:
+        _queue(svc, batch, [(item, error)])
+        job = models.get_job(svc.session_factory, job.id)
+    elif item.input_key == input_key(item.job_id, item.name):
+        svc.storage.delete_prefix(job_prefix(item.job_id))     # the copy we just stored is not needed
+    body = {"job_id": job.id, "name": job.input_name, "state": JobState(job.state).value, "created": created}
+    return Response(json.dumps(body), status=201 if created else 200, mimetype="application/json")
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _create_from_archive(svc: Services) -> Response:
+    request.max_content_length = svc.settings.max_archive_bytes     # before the form is parsed
+    upload = request.files.get("archive")
+    if upload is None:
+        raise Face3dError("send the zip as a multipart/form-data file field named 'archive'", ErrorCode.INVALID_REQUEST)
+    engine, options = _engine_and_options(svc, _form_options(request.form.get("options")))
+    try:
+        archive = zipfile.ZipFile(upload.stream)    # werkzeug spooled the upload to a temporary file
+    except (zipfile.BadZipFile, OSError):
+        raise Face3dError("'archive' is not a zip file", ErrorCode.UNSUPPORTED_MEDIA_TYPE) from None
+    with archive:
+        entries = [info for info in archive.infolist() if _is_photo_candidate(info.filename) and not info.is_dir()]
+        if not entries:
+            raise Face3dError("the zip archive holds no files", ErrorCode.VALIDATION_FAILED)
+        source = f"archive:{upload.filename or 'upload.zip'}"
+        batch = _new_batch(svc, engine, options, source, request.form.get("name"))
+        _ingest(svc, batch, _zip_items(svc, archive, entries))
+    return _batch_response(svc, batch.id, status=201)
+
+
+def _zip_items(svc: Services, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> Iterator[Pending]:
+    names = UniqueNames()
+    limit = svc.settings.max_upload_bytes
+    for info in entries:
+        item = NewItem(name=names(info.filename), input_key="")
+        try:
+            with archive.open(info) as entry:
+                data = entry.read(limit + 1)        # bounded, whatever the header claims
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+            yield item, Face3dError(f"cannot unpack {info.filename}: {exc}", ErrorCode.INVALID_REQUEST)
+            continue
+        yield _stored_item(svc, item, data)
+
+
+def _uploaded_item(svc: Services) -> Pending:
+    upload = request.files.get("image")
+    if upload is None:
+        raise Face3dError("send the photo as a multipart/form-data file field named 'image'", ErrorCode.INVALID_REQUEST)
+    name = request.form.get("name") or upload.filename or "photo"
+    data = upload.read(svc.settings.max_upload_bytes + 1)
+    return _stored_item(svc, NewItem(name=batches.clip_name(name), input_key=""), data)
+
+
+def _stored_item(svc: Services, item: NewItem, data: bytes) -> Pending:
+    """Store an image's bytes as the item's input (hash known); a non-image fails its own item only."""
+    if len(data) > svc.settings.max_upload_bytes:
+        return item, Face3dError(f"{item.name} is larger than the limit of {svc.settings.max_upload_bytes} bytes",
+                                 ErrorCode.PAYLOAD_TOO_LARGE)
+    media_type = sniff_image_type(data)
+    if media_type is None:
+        return item, Face3dError(f"{item.name} is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
+                                 ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    key = input_key(item.job_id, item.name)
+    svc.storage.put_bytes(key, data, content_type=media_type)
+    return NewItem(name=item.name, input_key=key, input_size=len(data),
+                   input_sha256=hashlib.sha256(data).hexdigest(), job_id=item.job_id), None
+
+
+def _reference_item(svc: Services, item: BatchItemIn, names: UniqueNames) -> NewItem:
+    if item.key is not None:
+        key = item.key.lstrip("/")
+        if not key.startswith(UPLOADS_PREFIX) or ".." in key.split("/"):
+            raise Face3dError(f"item key {item.key!r} must be under {UPLOADS_PREFIX}", ErrorCode.VALIDATION_FAILED)
+        return NewItem(name=names(item.name or posixpath.basename(key)), input_key=key)
+    bucket, key = _s3_source(svc, item.url or "", is_prefix=False)
+    return NewItem(name=names(item.name or posixpath.basename(key)), input_key=f"s3://{bucket}/{key}")
+
+
+def _s3_source(svc: Services, url: str, *, is_prefix: bool) -> tuple[str, str]:
+    """(bucket, key or prefix) of an s3:// URL the service may read; the service's own files are off limits
+    except its uploads/ folder."""
+    parsed = urlparse(url)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not bucket or (not key and not is_prefix):
+        raise Face3dError(f"{url!r} is not an s3://bucket/{'prefix' if is_prefix else 'key'} URL",
+                          ErrorCode.VALIDATION_FAILED)
+    allowed = svc.settings.batch_s3_buckets
+    if "*" not in allowed and bucket not in allowed:
+        raise Face3dError(f"bucket {bucket!r} is not one this service reads (BATCH_S3_BUCKETS)",
+                          ErrorCode.VALIDATION_FAILED)
+    own = svc.settings.storage_backend == "s3" and bucket == svc.settings.s3_bucket
+    if own and not key.startswith(svc.settings.s3_prefix + UPLOADS_PREFIX):
+        raise Face3dError(f"in the service's own bucket only {svc.settings.s3_prefix}{UPLOADS_PREFIX} may be read",
+                          ErrorCode.VALIDATION_FAILED)
+    return bucket, key
+
+
+def _require_objects(client: Any, bucket: str, prefix: str) -> None:
+    try:
+        found = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
+    except Exception as exc:  # noqa: BLE001 - botocore errors: missing bucket, no access, unreachable
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        raise Face3dError(f"cannot list s3://{bucket}/{prefix}: {code}", ErrorCode.VALIDATION_FAILED) from exc
+    if not found:
+        raise Face3dError(f"no objects under s3://{bucket}/{prefix}", ErrorCode.VALIDATION_FAILED)
+
+
+def _s3_items(client: Any, bucket: str, prefix: str) -> Iterator[NewItem]:
+    names = UniqueNames()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            relative = key[len(prefix):].lstrip("/") or posixpath.basename(key)
+            if key.endswith("/") or not _is_photo_candidate(relative):
+                continue
+            yield NewItem(name=names(relative), input_key=f"s3://{bucket}/{key}", input_size=int(obj.get("Size", 0)))
+
+
+def _is_photo_candidate(path: str) -> bool:
+    """Skips only system clutter (macOS resource forks, hidden files); anything else is an item, and a non-image
+    fails its own item with a reason."""
+    parts = path.split("/")
+    return "__MACOSX" not in parts and not parts[-1].startswith(".")
+
+
+# ---------------------------------------------------------------- creating and queueing items
+
+
+def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> batches.Batch:
+    return batches.create_batch(svc.session_factory, engine=engine, options=options, source=source, name=name,
+                                owner_id=current_owner())
+
+
+def _ingest(svc: Services, batch: batches.Batch, pending: Iterable[Pending]) -> None:
+    """Insert and queue items chunk by chunk: one executemany and one broker connection per chunk."""
+    iterator = iter(pending)
+    while chunk := list(islice(iterator, svc.settings.batch_chunk_size)):
+        batches.add_items(svc.session_factory, batch, [item for item, _ in chunk])
+        _queue(svc, batch, chunk)
+
+
+def _queue(svc: Services, batch: batches.Batch, chunk: list[Pending]) -> None:
+    for item, error in chunk:
+        if error is not None:
+            models.mark_failed(svc.session_factory, item.job_id, error.code, error.message)
+    ready = [item.job_id for item, error in chunk if error is None]
+    if not ready:
+        return
+    try:
+        _batch_dispatcher(svc)(ready, batch.engine)
+    except Face3dError as exc:
+        unsent = ready[int(exc.details.get("sent", 0)):]
+        batches.fail_items(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
+        raise Face3dError(f"batch {batch.id}: {exc.message}; {len(unsent)} item(s) failed", exc.code) from exc
+
+
+def _batch_dispatcher(svc: Services) -> Any:
+    """(job_ids, engine) -> None. Tests inject one as app.extensions['face3d_batch_dispatch']."""
+    custom = current_app.extensions.get("face3d_batch_dispatch")
+    if custom is not None:
+        return custom
+    if svc.celery_app is None:          # API tests with a recording single-job dispatcher
+        return lambda job_ids, engine: [svc.dispatch(job_id, engine) for job_id in job_ids]
+    from worker.dispatch import send_batch_jobs
+
+    return lambda job_ids, engine: send_batch_jobs(svc.celery_app, job_ids, engine)
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+def _json_body(model: type[BaseModel]) -> Any:
+    raw = request.get_json(silent=True)
+    if raw is None:
+        raise Face3dError("send a JSON object (Content-Type: application/json) or a multipart upload",
+                          ErrorCode.INVALID_REQUEST)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc, prefix="body") from exc
+
+
+def _form_options(raw: str | None) -> JobOptions:
+    try:
+        return JobOptions.model_validate(json.loads(raw) if raw else {})
+    except json.JSONDecodeError as exc:
+        raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
+    except ValidationError as exc:
+        raise RequestValidationError(exc) from exc
+
+
+def _engine_and_options(svc: Services, options: JobOptions) -> tuple[str, dict[str, Any]]:
+    """The same engine choice and engine options a single POST /v1/jobs would get."""
+    engine = options.engine or svc.settings.default_engine
+    if engine not in engine_names():
+        raise Face3dError(f"unknown engine {engine!r}; choose one of {', '.join(engine_names())}",
+                          ErrorCode.VALIDATION_FAILED)
+    return engine, {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
+
+
+def _states_arg(value: str | None) -> list[JobState] | None:
+    if not value:
+        return None
+    if value == "terminal":
+        return list(TERMINAL_STATES)
+    try:
+        return [JobState(part.strip()) for part in value.split(",") if part.strip()]
+    except ValueError:
+        choices = ", ".join(["terminal", *(s.value for s in JobState)])
+        raise Face3dError(f"state must be a comma list of {choices}", ErrorCode.VALIDATION_FAILED) from None
+
+
+def _visible_batch(svc: Services, batch_id: str) -> batches.Batch:
+    return ensure_visible(batches.get_batch(svc.session_factory, batch_id), f"batch {batch_id}")
+
+
+# ---------------------------------------------------------------- responses
+
+
+def result_line(job: models.Job, base_url: str) -> dict[str, Any]:
+    """One line of the results file: what a client needs per photo, nothing it has to look up again."""
+    result = job.result or {}
+    code = getattr(job.error_code, "value", job.error_code)
+    artifacts = [{"name": a["name"], "url": f"{base_url}/v1/jobs/{job.id}/artifacts/{quote(a['name'])}"}
+                 for a in result.get("artifacts", [])]
+    return {"name": job.input_name, "job_id": job.id, "state": JobState(job.state).value,
+            "faces": len(result.get("faces", [])), "artifacts": artifacts,
+            "error": {"code": code, "message": job.error_message or ""} if code else None,
+            "reused_from": result.get("reused_from")}
+
+
+def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response:
+    batch = batches.get_batch(svc.session_factory, batch_id)
+    progress = batches.batch_progress(svc.session_factory, batch)
+    view = BatchView(
+        id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
+        source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,
+        progress=round(progress.done / progress.total, 4) if progress.total else 0.0,
+        throughput_items_per_s=None if progress.throughput is None else round(progress.throughput, 3),
+        eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
+        last_finished_at=progress.last_finished_at, results_url=f"{_base_url(svc)}/v1/batches/{batch.id}/results",
+    )
+    response = Response(view.model_dump_json(), status=status, mimetype="application/json")
+    response.headers["Location"] = f"/v1/batches/{batch.id}"
+    return response
+
+
+def _base_url(svc: Services) -> str:
+    return (svc.settings.public_base_url or request.host_url).rstrip("/")

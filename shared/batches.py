@@ -1,0 +1,240 @@
+"""Batches: many photos under one id, each photo an ordinary job (``jobs.batch_id``), plus the verbs around them.
+
+A batch row holds what its items share (engine, options, owner) and how many items it has; everything else (counts,
+progress, results) is read from its jobs, so there is one source of truth per photo. Items are inserted in chunks
+with one executemany each, never one transaction per batch.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+from shared.errors import Conflict, ErrorCode, NotFound
+from shared.models import JSONType, Job, SessionFactory, UTCDateTime, mark_failed, mark_running, mark_succeeded, utcnow
+from shared.states import TERMINAL_STATES, JobState
+
+MAX_NAME = 255
+PAGE_SIZE = 500
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_owner_id_created_at", "owner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(sa.String(32))
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    engine: Mapped[str] = mapped_column(sa.String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(sa.String(1024))
+    total: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"Batch(id={self.id!r}, total={self.total}, source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One photo to add: where its bytes are (a storage key or an s3:// URL) and, when known, their SHA-256."""
+
+    name: str
+    input_key: str
+    input_size: int = 0
+    input_sha256: str = ""          # "" = not read yet; the worker hashes it before anything else
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    total: int
+    counts: dict[str, int]
+    done: int
+    state: str                      # queued | running | completed | canceled
+    throughput: float | None        # finished items per second since the batch was created
+    eta_s: float | None
+    last_finished_at: datetime | None
+
+
+# ---------------------------------------------------------------- batches
+
+
+def create_batch(sf: SessionFactory, *, engine: str, options: dict[str, Any], source: str, name: str | None = None,
+                 owner_id: str | None = None) -> Batch:
+    now = utcnow()
+    batch = Batch(id=uuid.uuid4().hex, owner_id=owner_id, name=(name or None) and name[:MAX_NAME], engine=engine,
+                  options=dict(options), source=source[:1024], total=0, created_at=now, updated_at=now)
+    with sf.begin() as session:
+        session.add(batch)
+    return batch
+
+
+def get_batch(sf: SessionFactory, batch_id: str, owner_id: str | None = None) -> Batch:
+    """The batch, or NotFound; with ``owner_id``, another owner's batch is NotFound too (no existence leak)."""
+    with sf() as session:
+        batch = session.get(Batch, batch_id)
+    if batch is None or (owner_id is not None and batch.owner_id != owner_id):
+        raise NotFound(f"batch {batch_id} not found")
+    return batch
+
+
+def cancel_batch(sf: SessionFactory, batch_id: str) -> int:
+    """Cancel every queued item at once and flag the running ones; returns how many queued items were canceled."""
+    now = utcnow()
+    with sf.begin() as session:
+        session.execute(sa.update(Batch).where(Batch.id == batch_id, Batch.canceled_at.is_(None))
+                        .values(canceled_at=now, updated_at=now))
+        canceled = session.execute(
+            sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED)
+            .values(state=JobState.CANCELED, error_code=ErrorCode.CANCELED.value,
+                    error_message="batch canceled on request", finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+        session.execute(sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.RUNNING)
+                        .values(cancel_requested=True, updated_at=now).execution_options(synchronize_session=False))
+    return canceled
+
+
+# ---------------------------------------------------------------- items
+
+
+def add_items(sf: SessionFactory, batch: Batch, items: list[NewItem]) -> list[str]:
+    """Insert one chunk of queued jobs with a single executemany, and count them on the batch. Returns job ids."""
+    if not items:
+        return []
+    now = utcnow()
+    rows = [_job_row(batch, item, now) for item in items]
+    with sf.begin() as session:
+        session.execute(sa.insert(Job), rows)
+        session.execute(sa.update(Batch).where(Batch.id == batch.id)
+                        .values(total=Batch.total + len(rows), updated_at=now))
+    return [row["id"] for row in rows]
+
+
+def add_item(sf: SessionFactory, batch: Batch, item: NewItem) -> tuple[Job, bool]:
+    """Insert one item; an item of the same name already in the batch is returned instead (created=False), so a
+    client that retries an upload after a crash never gets the photo twice."""
+    if batch.canceled_at is not None:
+        raise Conflict(f"batch {batch.id} is canceled")
+    try:
+        add_items(sf, batch, [item])
+        created = True
+    except IntegrityError:
+        created = False
+    with sf() as session:
+        job = session.scalars(sa.select(Job).where(Job.batch_id == batch.id,
+                                                   Job.input_name == clip_name(item.name))).one()
+    return job, created
+
+
+def _job_row(batch: Batch, item: NewItem, now: datetime) -> dict[str, Any]:
+    return {"id": item.job_id, "state": JobState.QUEUED, "engine": batch.engine, "options": dict(batch.options),
+            "input_name": clip_name(item.name), "input_key": item.input_key, "input_size": item.input_size,
+            "input_sha256": item.input_sha256, "progress": 0.0, "attempts": 0, "cancel_requested": False,
+            "created_at": now, "updated_at": now, "owner_id": batch.owner_id, "batch_id": batch.id}
+
+
+def clip_name(name: str) -> str:
+    return name if len(name) <= MAX_NAME else name[-MAX_NAME:]
+
+
+class UniqueNames:
+    """Item names unique within one request: a repeated name gets ``~2``, ``~3``... before its extension."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        candidate, number = clip_name(name), 1
+        stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+        while candidate in self.seen:
+            number += 1
+            candidate = clip_name(f"{stem}~{number}{dot}{suffix}")
+        self.seen.add(candidate)
+        return candidate
+
+
+def fail_items(sf: SessionFactory, job_ids: Iterable[str], code: ErrorCode, message: str) -> None:
+    for job_id in job_ids:
+        mark_failed(sf, job_id, code, message)
+
+
+def record_input(sf: SessionFactory, job_id: str, *, input_key: str, input_size: int, input_sha256: str) -> bool:
+    """Fill in what the worker learnt by reading a queued item's bytes (hash, size, its copy in storage)."""
+    with sf.begin() as session:
+        return session.execute(
+            sa.update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED)
+            .values(input_key=input_key, input_size=input_size, input_sha256=input_sha256, updated_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> bool:
+    """Finish a queued job with the result of an earlier job on the same bytes and options (no engine run).
+
+    The artifacts stay where the source job stored them; ``reused_from`` names the job that computed them.
+    """
+    result = {**(source.result or {}), "reused_from": (source.result or {}).get("reused_from") or source.id}
+    return mark_running(sf, job_id, worker) and mark_succeeded(sf, job_id, result)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def batch_progress(sf: SessionFactory, batch: Batch) -> BatchProgress:
+    query = (sa.select(Job.state, sa.func.count(), sa.func.max(Job.finished_at))
+             .where(Job.batch_id == batch.id).group_by(Job.state))
+    with sf() as session:
+        rows = session.execute(query).all()
+    counts = {state.value: 0 for state in JobState}
+    last_finished = None
+    for state, count, finished in rows:
+        counts[JobState(state).value] = count
+        if finished is not None:
+            last_finished = finished if last_finished is None else max(last_finished, finished)
+    done = sum(counts[state.value] for state in TERMINAL_STATES)
+    total = sum(counts.values())
+    state = _overall_state(batch, counts, done, total)
+    end = last_finished if state in ("completed", "canceled") and last_finished else utcnow()
+    elapsed = max((end - batch.created_at).total_seconds(), 1e-3)
+    throughput = done / elapsed if done else None
+    eta = (total - done) / throughput if throughput and state in ("queued", "running") else None
+    return BatchProgress(total=total, counts=counts, done=done, state=state, throughput=throughput, eta_s=eta,
+                         last_finished_at=last_finished)
+
+
+def _overall_state(batch: Batch, counts: dict[str, int], done: int, total: int) -> str:
+    if batch.canceled_at is not None:
+        return "canceled"
+    if total and done == total:
+        return "completed"
+    started = done + counts[JobState.RUNNING.value]
+    return "running" if started else "queued"
+
+
+def iter_batch_jobs(sf: SessionFactory, batch_id: str, states: Iterable[JobState] | None = None,
+                    page_size: int = PAGE_SIZE) -> Iterator[Job]:
+    """Every job of the batch in insertion order, read in keyset pages (one short query per page)."""
+    wanted = list(states) if states is not None else None
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = (sa.select(Job).where(Job.batch_id == batch_id)
+                 .order_by(Job.created_at, Job.id).limit(page_size))
+        if wanted is not None:
+            query = query.where(Job.state.in_(wanted))
+        if after is not None:
+            query = query.where(sa.or_(Job.created_at > after[0],
+                                       sa.and_(Job.created_at == after[0], Job.id > after[1])))
+        with sf() as session:
+            page = list(session.scalars(query))
+        yield from page
+        if len(page) < page_size:
+            return
+        after = (page[-1].created_at, page[-1].id)

@@ -1,0 +1,239 @@
+"""Webhooks on terminal job states, signed per Standard Webhooks (https://www.standardwebhooks.com/).
+
+Each delivery POSTs ``{"type": "job.<state>", "timestamp": ..., "data": <the job as GET /v1/jobs/<id> shows it>}``
+with the headers ``webhook-id`` (the same for every attempt, so receivers can drop duplicates), ``webhook-timestamp``
+(unix seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))
+where key is the base64-decoded part of the ``whsec_...`` secret. Every attempt is one WebhookDelivery row.
+
+Webhook URLs are a server-side request the client chooses, so the SSRF rules of shared.netguard apply: http(s) only,
+every address the host resolves to must be public (checked when the job is submitted and again before each attempt),
+the POST goes to the checked address (no DNS rebinding between check and connect), redirects are not followed.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import urllib3
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared import netguard
+from shared.config import Settings
+from shared.db import Base
+from shared.errors import ErrorCode, Face3dError, NotFound
+from shared.models import SessionFactory, UTCDateTime, get_job, utcnow
+
+SECRET_PREFIX = "whsec_"
+MAX_URL_LENGTH = 2000
+MAX_ERROR_LENGTH = 500
+USER_AGENT = "face3d-webhooks/1"
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_job_id_attempt", "job_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    msg_id: Mapped[str] = mapped_column(sa.String(64))
+    attempt: Mapped[int] = mapped_column(sa.Integer())
+    url: Mapped[str] = mapped_column(sa.Text())
+    status_code: Mapped[int | None] = mapped_column(sa.Integer())
+    error: Mapped[str | None] = mapped_column(sa.Text())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookUrlRefused(Face3dError):
+    """The webhook URL is not an http(s) URL of a public host."""
+
+    code = ErrorCode.URL_NOT_ALLOWED
+
+
+# ---------------------------------------------------------------- signing
+
+
+def secret_key_bytes(secret: str) -> bytes:
+    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise Face3dError("a webhook secret must be whsec_ followed by base64", ErrorCode.INVALID_REQUEST) from None
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {"content-type": "application/json", "user-agent": USER_AGENT,
+            "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, msg_id, timestamp, body)}
+
+
+# ---------------------------------------------------------------- SSRF rules
+
+
+def is_public_address(address: str) -> bool:
+    """True only for addresses a webhook may go to (shared.netguard's rules, tunnelled IPv4 forms unwrapped)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return netguard.address_refusal(ip, netguard.FetchPolicy(max_bytes=0)) is None
+
+
+def check_webhook_url(url: str, *, allow_private: bool) -> netguard.Target:
+    """The checked target (host resolved, every address allowed); raise WebhookUrlRefused with the reason."""
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookUrlRefused(f"webhook_url is longer than {MAX_URL_LENGTH} characters")
+    policy = netguard.FetchPolicy(max_bytes=0, max_redirects=0, allow_private=allow_private)
+    try:
+        return netguard.check_url(url, policy, netguard.system_resolver)
+    except (netguard.UrlNotAllowed, netguard.FetchFailed) as exc:
+        raise WebhookUrlRefused(f"webhook_url refused: {exc.message}") from None
+
+
+def post_pinned(target: netguard.Target, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """POST to the already checked address, with the URL's host in Host / SNI / certificate check. Returns status."""
+    timeout = urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s)
+    if target.scheme == "https":
+        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+            target.address, target.port, timeout=timeout, retries=False, maxsize=1, server_hostname=target.host,
+            assert_hostname=target.host, cert_reqs="CERT_REQUIRED")
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = host + ("" if target.port == default_port else f":{target.port}")
+    try:
+        response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": host_header},
+                                redirect=False, retries=False, assert_same_host=False)
+        return response.status
+    finally:
+        pool.close()
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    delivered: bool
+    retry: bool             # worth another attempt (network error, non-2xx answer)
+    status_code: int | None = None
+    error: str | None = None
+
+
+def message_id(job_id: str) -> str:
+    return f"msg_{job_id}"
+
+
+def backoff_s(settings: Settings, attempt: int) -> float:
+    """Delay after failed attempt ``attempt`` (1-based): base, 2 x base, 4 x base, ..."""
+    return settings.webhook_backoff_s * 2 ** (attempt - 1)
+
+
+def signing_secret(sf: SessionFactory, owner_id: str | None, settings: Settings) -> str | None:
+    """The owning key's secret; the global WEBHOOK_SECRET for jobs without an owner (auth off)."""
+    if owner_id is None:
+        return settings.webhook_secret
+    from shared.auth import get_key
+
+    try:
+        return get_key(sf, owner_id).webhook_secret
+    except NotFound:
+        return settings.webhook_secret
+
+
+def event_body(job: Any, settings: Settings) -> bytes:
+    from api.jobs import job_view
+
+    data = job_view(job, base_url=settings.public_base_url or "").model_dump(mode="json")
+    event = {"type": f"job.{getattr(job.state, 'value', job.state)}",
+             "timestamp": utcnow().isoformat().replace("+00:00", "Z"), "data": data}
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def attempt_delivery(sf: SessionFactory, settings: Settings, job_id: str, attempt: int) -> AttemptOutcome | None:
+    """Make delivery attempt ``attempt`` for a finished job and record it. None: nothing to deliver."""
+    try:
+        job = get_job(sf, job_id)
+    except NotFound:
+        return None
+    if not job.webhook_url or not job.is_terminal:
+        return None
+    started = utcnow()
+    outcome = _post(sf, settings, job)
+    retry_at = None
+    if outcome.retry and attempt < settings.webhook_max_attempts:
+        retry_at = utcnow() + timedelta(seconds=backoff_s(settings, attempt))
+    _record(sf, job, attempt, started, outcome, retry_at)
+    return outcome
+
+
+def _post(sf: SessionFactory, settings: Settings, job: Any) -> AttemptOutcome:
+    secret = signing_secret(sf, job.owner_id, settings)
+    if not secret:
+        return AttemptOutcome(False, False, error="no signing secret: set WEBHOOK_SECRET (AUTH_MODE=off)")
+    try:
+        target = check_webhook_url(job.webhook_url, allow_private=settings.webhook_allow_private)
+    except WebhookUrlRefused as exc:
+        return AttemptOutcome(False, False, error=exc.message[:MAX_ERROR_LENGTH])
+    body = event_body(job, settings)
+    try:
+        status = post_pinned(target, body, signed_headers(secret, message_id(job.id), body),
+                             settings.webhook_timeout_s)
+    except urllib3.exceptions.HTTPError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return AttemptOutcome(False, True, error=f"{type(exc).__name__}: {reason}"[:MAX_ERROR_LENGTH])
+    if 200 <= status < 300:
+        return AttemptOutcome(True, False, status)
+    return AttemptOutcome(False, True, status, f"HTTP {status}")
+
+
+def _record(sf: SessionFactory, job: Any, attempt: int, started: datetime, outcome: AttemptOutcome,
+            retry_at: datetime | None) -> None:
+    row = WebhookDelivery(job_id=job.id, msg_id=message_id(job.id), attempt=attempt, url=job.webhook_url,
+                          status_code=outcome.status_code, error=outcome.error, started_at=started,
+                          finished_at=utcnow(), next_attempt_at=retry_at)
+    try:
+        with sf.begin() as session:
+            session.add(row)
+    except sa.exc.IntegrityError:
+        pass    # the job was deleted meanwhile: nothing left to record it against
+
+
+def list_deliveries(sf: SessionFactory, job_id: str) -> list[WebhookDelivery]:
+    query = (sa.select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
+             .order_by(WebhookDelivery.attempt, WebhookDelivery.id))
+    with sf() as session:
+        return list(session.scalars(query))
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300,
+           now: float | None = None) -> bool:
+    """Receiver side (for clients and docs): the signature matches and the timestamp is recent."""
+    try:
+        timestamp = int(headers["webhook-timestamp"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, headers.get("webhook-id", ""), timestamp, body).split(",", 1)[1]
+    offered = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split() if part.startswith("v1,")]
+    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+

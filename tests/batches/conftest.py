@@ -1,0 +1,83 @@
+"""The real stack for batch tests, once per module: PostgreSQL, a Celery worker process on Redis (own db number),
+an S3 server (moto) for storage and as an ingestion source, and the API over HTTP."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from tests.api.fakes import LiveServer
+from tests.conftest import S3_BUCKET, redis_url_with_offset
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_BUCKET = "face3d-ingest"
+FAST = {"video": False, "texture_size": 256}
+
+
+@pytest.fixture(scope="module")
+def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
+    from shared.db import upgrade
+    from shared.storage import make_s3_client
+
+    upgrade(postgres_url)
+    broker_url = redis_url_with_offset(1)       # no other test's worker may take these jobs
+    redis.Redis.from_url(broker_url).flushdb()
+    client = make_s3_client(s3_server, "us-east-1")
+    if SOURCE_BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=SOURCE_BUCKET)
+    env = {**os.environ, "DATABASE_URL": postgres_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
+           "S3_BUCKET": S3_BUCKET, "S3_PREFIX": "batches/", "S3_ENDPOINT_URL": s3_server, "S3_REGION": "us-east-1",
+           "BATCH_S3_BUCKETS": f"{SOURCE_BUCKET},{S3_BUCKET}", "BATCH_CHUNK_SIZE": "200",
+           "FACE3D_DATA_DIR": str(tmp_path_factory.mktemp("batch-data")), "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(ROOT)}
+    yield env
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+@pytest.fixture(scope="module")
+def worker(stack_env: dict[str, str], tmp_path_factory) -> Iterator[subprocess.Popen]:
+    """`face3d worker -Q cpu,batch`: interactive queue first, as `face3d serve` runs it."""
+    from api.serve import _face3d
+
+    log = tmp_path_factory.mktemp("batch-worker") / "worker.log"
+    command = [*_face3d(), "worker", "--queues", "cpu,batch", "--concurrency", "2", "--loglevel", "warning"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=stack_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    process.log_path = log  # type: ignore[attr-defined]
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def api_url(stack_env: dict[str, str], worker) -> Iterator[str]:
+    from api.app import create_app
+    from shared.config import load_settings
+
+    with LiveServer(create_app(load_settings(env=stack_env))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def sf(stack_env: dict[str, str]):
+    from shared.db import make_engine, make_session_factory
+
+    factory = make_session_factory(make_engine(stack_env["DATABASE_URL"]))
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="module")
+def source_s3(s3_server: str):
+    from shared.storage import make_s3_client
+
+    return make_s3_client(s3_server, "us-east-1")

@@ -1,0 +1,67 @@
+"""Fixtures for the security tests: the API with AUTH_MODE=on on a real database, and three keys (A, B, admin)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests.api.fakes import RecordingDispatcher
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    token: str
+    webhook_secret: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True)
+class Callers:
+    a: Caller
+    b: Caller
+    admin: Caller
+
+
+def new_caller(session_factory: Any, *, admin: bool = False, name: str = "") -> Caller:
+    from shared.auth import create_key
+
+    created = create_key(session_factory, name=name, admin=admin)
+    return Caller(created.key.id, created.token, created.webhook_secret)
+
+
+@pytest.fixture(scope="session")
+def obama_bytes(faces_dir: Path) -> bytes:
+    return (faces_dir / "a_frontal_obama.jpg").read_bytes()
+
+
+@pytest.fixture
+def make_app(session_factory, local_storage, tmp_path: Path) -> Callable[..., Any]:
+    """make_app(**env) -> a test Flask app with AUTH_MODE=on plus ``env``."""
+    from api.app import create_app
+    from shared.config import load_settings
+
+    def build(**env: str) -> Any:
+        settings = load_settings(env={"AUTH_MODE": "on", **env}, data_dir=tmp_path / "data")
+        app = create_app(settings, session_factory=session_factory, storage=local_storage,
+                         dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+        app.testing = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def client(make_app):
+    return make_app().test_client()
+
+
+@pytest.fixture
+def callers(session_factory) -> Callers:
+    return Callers(new_caller(session_factory, name="A"), new_caller(session_factory, name="B"),
+                   new_caller(session_factory, admin=True, name="ops"))

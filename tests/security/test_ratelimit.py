@@ -1,0 +1,102 @@
+"""Per-key rate limits (submits and reads counted apart, in Redis or in-process) and the queued+running cap."""
+from __future__ import annotations
+
+import pytest
+
+from shared.ratelimit import Limit, MemoryLimiter, RedisLimiter
+from tests.api.fakes import assert_problem, finish_job, post_photo
+from tests.conftest import free_port
+
+
+def assert_rate_headers(response, limit: int, remaining: int, window_s: int) -> None:
+    assert response.headers["RateLimit-Limit"] == str(limit)
+    assert response.headers["RateLimit-Remaining"] == str(remaining)
+    assert 1 <= int(response.headers["RateLimit-Reset"]) <= window_s
+
+
+def test_submits_beyond_the_limit_get_429_with_headers(make_app, callers, obama_bytes):
+    client = make_app(RATE_LIMIT_SUBMIT="3/minute").test_client()
+    for remaining in (2, 1, 0):
+        response = post_photo(client, obama_bytes, headers=callers.a.headers)
+        assert response.status_code == 202
+        assert_rate_headers(response, 3, remaining, 60)
+    refused = post_photo(client, obama_bytes, headers=callers.a.headers)
+    body = assert_problem(refused, 429, "rate_limited")
+    assert "submit rate limit of 3" in body["detail"]
+    assert_rate_headers(refused, 3, 0, 60)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert post_photo(client, obama_bytes, headers=callers.b.headers).status_code == 202   # per key
+
+
+def test_reads_are_limited_separately_from_submits(make_app, callers, obama_bytes):
+    client = make_app(RATE_LIMIT_SUBMIT="1/minute", RATE_LIMIT_READ="4/minute").test_client()
+    assert post_photo(client, obama_bytes, headers=callers.a.headers).status_code == 202
+    assert_problem(post_photo(client, obama_bytes, headers=callers.a.headers), 429, "rate_limited")
+    for remaining in (3, 2, 1, 0):     # the submit budget is spent, reads still pass
+        response = client.get("/v1/jobs", headers=callers.a.headers)
+        assert response.status_code == 200
+        assert_rate_headers(response, 4, remaining, 60)
+    body = assert_problem(client.get("/v1/jobs", headers=callers.a.headers), 429, "rate_limited")
+    assert "read rate limit of 4" in body["detail"]
+    assert client.get("/healthz").status_code == 200        # public endpoints are not counted
+
+
+def test_queued_and_running_jobs_per_key_are_capped(make_app, callers, obama_bytes, session_factory, local_storage):
+    client = make_app(MAX_ACTIVE_JOBS_PER_KEY="2").test_client()
+    first = post_photo(client, obama_bytes, headers=callers.a.headers).get_json()["id"]
+    assert post_photo(client, obama_bytes, headers=callers.a.headers).status_code == 202
+    refused = post_photo(client, obama_bytes, headers=callers.a.headers)
+    body = assert_problem(refused, 429, "too_many_active_jobs")
+    assert "2 queued or running jobs (limit 2)" in body["detail"] and refused.headers["Retry-After"]
+    assert post_photo(client, obama_bytes, headers=callers.b.headers).status_code == 202   # B has its own cap
+    finish_job(session_factory, local_storage, first)
+    assert post_photo(client, obama_bytes, headers=callers.a.headers).status_code == 202
+
+
+def test_counters_live_in_redis_and_are_shared_by_api_processes(make_app, callers, redis_url, obama_bytes):
+    env = {"RATE_LIMIT_READ": "3/minute", "RATE_LIMIT_REDIS_URL": redis_url}
+    first, second = make_app(**env).test_client(), make_app(**env).test_client()
+    assert first.get("/v1/jobs", headers=callers.a.headers).status_code == 200
+    assert second.get("/v1/jobs", headers=callers.a.headers).status_code == 200
+    assert first.get("/v1/jobs", headers=callers.a.headers).status_code == 200
+    assert_problem(second.get("/v1/jobs", headers=callers.a.headers), 429, "rate_limited")
+    import redis
+
+    stored = redis.Redis.from_url(redis_url).keys(f"face3d:ratelimit:read:{callers.a.key_id}:*")
+    assert len(stored) == 1
+
+
+def test_memory_limiter_windows_reset():
+    now = [1000.0]
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    limit = Limit(2, 10)
+    assert [limiter.hit("read", "k", limit).allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit("read", "k", limit).reset_s == 10
+    now[0] = 1009.5
+    assert limiter.hit("read", "k", limit).reset_s == 1
+    now[0] = 1010.0
+    fresh = limiter.hit("read", "k", limit)
+    assert (fresh.allowed, fresh.remaining) == (True, 1)
+    assert limiter.hit("read", "other", limit).remaining == 1
+
+
+def test_redis_outage_falls_back_to_process_counters(caplog):
+    limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0")
+    decisions = [limiter.hit("submit", "k", Limit(2, 60)) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert "unreachable" in caplog.text
+
+
+@pytest.mark.parametrize("raw, expected", [("30/minute", (30, 60)), ("5/second", (5, 1)), ("off", None)])
+def test_rate_setting_format(raw, expected):
+    from shared.config import load_settings
+
+    assert load_settings(env={"RATE_LIMIT_SUBMIT": raw}).rate_limit_submit == expected
+
+
+@pytest.mark.parametrize("raw", ["30", "x/minute", "30/fortnight", "-1/minute"])
+def test_bad_rate_settings_are_config_errors(raw):
+    from shared.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="RATE_LIMIT_READ"):
+        load_settings(env={"RATE_LIMIT_READ": raw})

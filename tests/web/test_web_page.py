@@ -1,0 +1,248 @@
+"""The web page at / in real headless Chromium, on the real stack: the API over HTTP, a `face3d worker` process on
+Redis, SQLite and local storage. A second test covers the API-key prompt and downloads that redirect to presigned
+S3 URLs (moto server), with a stand-in worker.
+
+FACE3D_WRITE_SCREENSHOTS=1 also saves docs/screenshots/desktop.png and phone.png (the README links them).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import redis
+from PIL import Image
+
+from api.serve import worker_command
+from tests.api.fakes import LiveServer, RecordingDispatcher, finish_job
+from tests.conftest import S3_BUCKET, redis_url_with_offset
+from tests.web.conftest import PHONE
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+JOB_TIMEOUT_MS = 60_000
+BACKGROUND = np.array([0x1C, 0x22, 0x29])      # the viewer's clear colour (api/static/viewer.js)
+MAX_SCREENSHOT_BYTES = 300_000
+
+
+# ---------------------------------------------------------------- checks
+
+
+def canvas_pixels(png: bytes) -> tuple[float, float]:
+    """(share of pixels that are not background, share that are skin-toned) in a screenshot of the viewer."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    foreground = np.abs(rgb - BACKGROUND).sum(axis=2) > 45
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    skin = foreground & (r > 70) & (r >= g) & (g >= b) & (r - b > 15)
+    return float(foreground.mean()), float(skin.mean())
+
+
+def assert_glb(data: bytes) -> None:
+    magic, version, length = struct.unpack_from("<4sII", data)
+    assert (magic, version, length) == (b"glTF", 2, len(data))
+
+
+def small_png(png: bytes) -> bytes:
+    """Screenshots quantized to 256 colours: the README images stay well under MAX_SCREENSHOT_BYTES."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+    folder = SCREENSHOTS if os.environ.get("FACE3D_WRITE_SCREENSHOTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(small_png(page.screenshot()))
+    assert path.stat().st_size < MAX_SCREENSHOT_BYTES
+    return path
+
+
+def wait_for_face(page, artifact: str = "face_0.glb") -> None:
+    page.wait_for_selector(f'#viewer-canvas[data-loaded="{artifact}"]', timeout=JOB_TIMEOUT_MS)
+    page.wait_for_timeout(200)      # the frame after loading reaches the screen
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("html[data-ready]", state="attached")     # app.js has run
+
+
+def job_entry(page, name: str):
+    return page.locator("li.job", has=page.locator(".job-name", has_text=name))
+
+
+# ---------------------------------------------------------------- the real stack
+
+
+@pytest.fixture(scope="module")
+def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
+    from shared.db import upgrade
+
+    data = tmp_path_factory.mktemp("web-stack")
+    broker_url = redis_url_with_offset(2)   # a db of our own: no other test's worker may take these jobs
+    redis.Redis.from_url(broker_url).flushdb()
+    env = {**os.environ, "FACE3D_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'face3d.db'}",
+           "BROKER_URL": broker_url, "STORAGE_BACKEND": "local", "AUTH_MODE": "off", "PYTHONUNBUFFERED": "1"}
+    upgrade(env["DATABASE_URL"])
+    yield env
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+@pytest.fixture(scope="module")
+def worker(stack_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
+    log = tmp_path_factory.mktemp("web-worker") / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(worker_command(1), env=stack_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_url(stack_env, worker) -> Iterator[str]:
+    from api.app import create_app
+    from shared.config import load_settings
+
+    with LiveServer(create_app(load_settings(env=stack_env))) as url:
+        yield url
+
+
+def test_photos_in_3d_faces_out_in_the_browser(tab, live_url, faces_dir, tmp_path):
+    page = tab.page
+    open_page(page, live_url)
+    with page.expect_file_chooser() as chooser:
+        page.locator("#drop-zone").press("Enter")      # the drop zone opens the picker from the keyboard
+    chooser.value.set_files([faces_dir / "a_frontal_obama.jpg", faces_dir / "f_noface_grass.jpg"])
+
+    obama = job_entry(page, "a_frontal_obama.jpg")
+    obama.and_(page.locator('[data-state="succeeded"]')).wait_for(timeout=JOB_TIMEOUT_MS)
+    no_face = job_entry(page, "f_noface_grass.jpg")
+    no_face.and_(page.locator('[data-state="failed"]')).wait_for(timeout=JOB_TIMEOUT_MS)
+    assert "No face found in this photo." in no_face.locator(".job-message").inner_text()
+
+    wait_for_face(page)           # the first finished job opens by itself
+    canvas = page.locator("#viewer-canvas")
+    before = canvas.screenshot()
+    foreground, skin = canvas_pixels(before)
+    assert foreground > 0.08 and skin > 0.05, (foreground, skin)
+
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert canvas.screenshot() != before           # dragging orbits the face
+
+    tabs = page.get_by_role("tab")
+    assert tabs.count() == 1 and tabs.first.get_attribute("aria-selected") == "true"
+    page.wait_for_function("document.getElementById('turntable').readyState >= 1")
+    assert page.evaluate("document.getElementById('vis-image').naturalWidth") > 0
+
+    with page.expect_download() as download:
+        page.locator('#face-downloads [data-artifact="face_0.glb"]').click()
+    assert download.value.suggested_filename == "face_0.glb"
+    assert_glb(Path(download.value.path()).read_bytes())
+    with page.expect_download() as download:
+        page.locator('#job-downloads [data-artifact="result.json"]').click()
+    assert len(json.loads(Path(download.value.path()).read_text())["faces"]) == 1
+
+    page.evaluate("window.scrollTo(0, 0)")
+    save_screenshot(page, "desktop.png", tmp_path)
+    page.set_viewport_size(PHONE)
+    obama.locator("button.job-name").click()       # opens the result and scrolls to it
+    wait_for_face(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]   # no sideways scrolling
+    save_screenshot(page, "phone.png", tmp_path)
+    assert tab.errors == []
+
+
+# ---------------------------------------------------------------- API keys and presigned redirects
+
+
+def _box_glb() -> bytes:
+    import trimesh
+
+    box = trimesh.creation.box(extents=(0.12, 0.16, 0.08))
+    box.visual.face_colors = [224, 172, 140, 255]       # skin-toned
+    return trimesh.Scene(box).export(file_type="glb")
+
+
+def _require_key(token: str):
+    from flask import request
+
+    from api.problems import problem_response
+    from shared.errors import ErrorCode
+
+    def check():       # the shape api/auth.py answers with; the page must not depend on more than this
+        if request.path.startswith("/v1/") and request.headers.get("Authorization") != f"Bearer {token}":
+            return problem_response(401, ErrorCode.UNAUTHORIZED, "missing or unknown API key")
+        return None
+
+    return check
+
+
+def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama_bytes_path):
+    from api.app import create_app
+    from shared import models
+    from shared.config import load_settings
+    from shared.db import make_engine, make_session_factory, upgrade
+
+    database = f"sqlite:///{tmp_path / 'face3d.db'}"
+    upgrade(database)
+    sessions = make_session_factory(make_engine(database))
+    job, _ = models.create_job(sessions, engine="cpu", options={}, input_name="box.jpg", input_key="jobs/x/input/box.jpg",
+                               input_size=1, input_sha256="0" * 64, idempotency_key=None, request_fingerprint="f")
+    finish_job(sessions, s3_storage, job.id, {"face_0.glb": _box_glb(), "result.json": b'{"faces": [{}]}'})
+    dispatcher = RecordingDispatcher()
+    settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path), "S3_BUCKET": S3_BUCKET})
+    app = create_app(settings, session_factory=sessions, storage=s3_storage, dispatcher=dispatcher,
+                     broker_check=lambda: None)
+    app.before_request(_require_key("secret-key"))
+
+    page = tab.page
+    page.add_init_script(f"localStorage.setItem('face3d.jobs', {json.dumps(json.dumps([{'id': job.id, 'name': 'box.jpg'}]))})")
+    redirects: list[str] = []
+    page.on("response", lambda response: redirects.append(response.url) if response.status == 302 else None)
+    with LiveServer(app) as url:
+        open_page(page, url)
+        job_entry(page, "box.jpg").and_(page.locator('[data-state="needs-key"]')).wait_for()
+        page.set_input_files("#file-input", obama_bytes_path)
+        job_entry(page, "a_frontal_obama.jpg").and_(page.locator('[data-state="needs-key"]')).wait_for()
+        assert "API key" in page.locator("#notice").inner_text()
+        assert page.evaluate("document.activeElement.id") == "api-key"
+
+        page.keyboard.type("secret-key")
+        page.keyboard.press("Enter")
+        job_entry(page, "a_frontal_obama.jpg").and_(page.locator('[data-state="queued"]')).wait_for()
+        boxed = job_entry(page, "box.jpg")
+        boxed.and_(page.locator('[data-state="succeeded"]')).wait_for()
+        boxed.locator("button.job-name").click()
+        wait_for_face(page)
+        assert canvas_pixels(page.locator("#viewer-canvas").screenshot())[1] > 0.05
+        with page.expect_download() as download:
+            page.locator('#face-downloads [data-artifact="face_0.glb"]').click()
+        assert_glb(Path(download.value.path()).read_bytes())
+        assert page.evaluate("localStorage.getItem('face3d.apiKey')") == "secret-key"
+        page.close()        # before the server goes: the queued job is still being polled
+
+    assert len(dispatcher.sent) == 1
+    assert any(f"/v1/jobs/{job.id}/artifacts/face_0.glb" in hop for hop in redirects)     # went through S3
+    assert [e for e in tab.errors if "status of 401" not in e] == []
+
+
+@pytest.fixture
+def obama_bytes_path(faces_dir) -> Path:
+    return faces_dir / "a_frontal_obama.jpg"

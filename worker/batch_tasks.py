@@ -1,0 +1,99 @@
+"""The batch-item task: read the item's bytes once (hash, type check, copy from an s3:// source into storage), reuse
+an earlier result on the same bytes and options, and otherwise run it as an ordinary job (worker.tasks.run_job).
+
+Hashing happens here, not in the API, so submitting a 10,000-object S3 prefix reads no object at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+from celery import shared_task
+
+from api.sniff import sniff_image_type
+from shared import batches, models
+from shared.errors import ErrorCode, Face3dError, NotFound
+from shared.states import JobState
+from shared.storage import input_key, make_s3_client
+from worker.celery_app import BATCH_TASK_NAME
+from worker.tasks import WorkerContext, _app_settings, context_for, run_job, with_storage_retries
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=BATCH_TASK_NAME, bind=True, acks_late=True)
+def batch_item(self: Any, job_id: str) -> str:
+    ctx = context_for(_app_settings(self.app))
+    worker = _identity(self.request.hostname or "worker")
+    outcome = prepare_item(ctx, job_id, worker)
+    if outcome is not None:
+        return outcome
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    return run_job(ctx, job_id, worker=worker, redelivered=redelivered)
+
+
+def _identity(hostname: str) -> str:
+    try:
+        from worker.heartbeat import worker_identity
+    except ImportError:         # before the heartbeat feature lands
+        return hostname
+    return worker_identity(hostname)
+
+
+def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
+    """Returns the final outcome when the item needs no engine run (reused, failed, gone), else None."""
+    sf = ctx.session_factory
+    try:
+        job = models.get_job(sf, job_id)
+    except NotFound:
+        return "ignored"
+    if job.state is not JobState.QUEUED:
+        return None                     # run_job decides (redelivery of a running job, or a finished one)
+    if not job.input_sha256:
+        try:
+            job = _read_input(ctx, job)
+        except Face3dError as exc:
+            models.mark_failed(sf, job_id, exc.code, exc.message)
+            return "failed"
+        if job is None:
+            return "ignored"
+    source = models.find_succeeded_by_content(sf, job.input_sha256, job.engine, job.options)
+    if source is not None and batches.reuse_result(sf, job_id, source, worker):
+        log.info("job %s: same input and options as job %s, result reused", job_id, source.id)
+        return "reused"
+    return None
+
+
+def _read_input(ctx: WorkerContext, job: models.Job) -> models.Job | None:
+    data = _fetch(ctx, job.input_key)
+    if len(data) > ctx.settings.max_upload_bytes:
+        raise Face3dError(f"{job.input_name} is larger than the limit of {ctx.settings.max_upload_bytes} bytes",
+                          ErrorCode.PAYLOAD_TOO_LARGE)
+    if sniff_image_type(data) is None:
+        raise Face3dError(f"{job.input_name} is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
+                          ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    key = job.input_key
+    if key.startswith("s3://"):
+        key = input_key(job.id, job.input_name)
+        with_storage_retries(lambda: ctx.storage.put_bytes(key, data))
+    digest = hashlib.sha256(data).hexdigest()
+    if not batches.record_input(ctx.session_factory, job.id, input_key=key, input_size=len(data),
+                                input_sha256=digest):
+        return None                     # canceled meanwhile
+    return models.get_job(ctx.session_factory, job.id)
+
+
+def _fetch(ctx: WorkerContext, key: str) -> bytes:
+    if not key.startswith("s3://"):
+        return with_storage_retries(lambda: ctx.storage.get_bytes(key))
+    parsed = urlparse(key)
+    client = make_s3_client(ctx.settings.s3_endpoint_url, ctx.settings.s3_region)
+    try:
+        return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this item only
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        missing = code in ("NoSuchKey", "404", "NoSuchBucket")
+        error = ErrorCode.NOT_FOUND if missing else ErrorCode.STORAGE_UNAVAILABLE
+        raise Face3dError(f"cannot read {key}: {code}", error) from exc
