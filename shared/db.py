@@ -53,6 +53,14 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def import_models() -> None:
+    """Import every module that defines tables, so Base.metadata is complete (migrations, schema comparison)."""
+    import shared.auth  # noqa: F401
+    import shared.batches  # noqa: F401
+    import shared.models  # noqa: F401
+    import shared.webhooks  # noqa: F401
+
+
 def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at ``url`` to ``revision`` (idempotent). "heads": every branch, if features branched."""
     command.upgrade(alembic_config(url), revision)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import shared.models  # noqa: F401  (registers the tables on Base.metadata)
-from shared.db import Base, make_engine
+from shared.db import Base, import_models, make_engine
+
+import_models()
 
 config = context.config
 target_metadata = Base.metadata

@@ -38,8 +38,9 @@ def test_models_match_migrations(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from shared.db import Base
-    import shared.models  # noqa: F401
+    from shared.db import Base, import_models
+
+    import_models()
 
     engine = make_engine(db_url)
     with engine.connect() as connection:
