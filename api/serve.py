@@ -46,6 +46,7 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
             stack.callback(stop_broker)
             settings = dataclasses.replace(settings, broker_url=broker_url)
         upgrade(settings.database_url)
+        _check_auth_before_start(settings)
         env = child_environment(settings)
         worker = _start(worker_command(workers), env)
         stack.callback(stop_process, worker, "worker")
@@ -61,6 +62,24 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
             _supervise((api, worker, sweeper))
         except (KeyboardInterrupt, _Stop):
             click.echo("stopping face3d ...")
+
+
+def _check_auth_before_start(settings: "Settings") -> None:
+    """Refuse an unsafe production start with one clear line (not a child's traceback); say loudly when auth is off."""
+    from api.auth import check_startup
+    from shared.config import ConfigError
+    from shared.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        check_startup(settings, make_session_factory(engine))
+    except ConfigError as error:
+        raise click.ClickException(error.message) from None
+    finally:
+        engine.dispose()
+    if settings.auth_mode != "on":
+        click.secho("WARNING: AUTH_MODE=off: anyone who can reach this port can submit and read every job "
+                    "(set AUTH_MODE=on and create keys with `face3d keys create`)", fg="yellow", err=True)
 
 
 def child_environment(settings: "Settings") -> dict[str, str]:
