@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 PUBLIC_BLUEPRINTS = frozenset({"health", "web"})
 PUBLIC_ENDPOINTS = frozenset({"openapi", "index", "static"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BATCH_ITEM_ENDPOINT = "batches.add_item"
 EXTENSION = "face3d_auth"
 Query = TypeVar("Query")
 AUTH_OFF_WARNING = ("*** AUTH_MODE=off: the face3d API is open to anyone who can reach it (no API keys, no "
@@ -50,6 +51,7 @@ class AuthState:
     limiter: Limiter
     submit_limit: Limit | None
     read_limit: Limit | None
+    batch_item_limit: Limit | None = None
 
 
 # ---------------------------------------------------------------- setup
@@ -62,7 +64,8 @@ def init_app(app: Flask) -> None:
     check_startup(settings, services.session_factory)
     app.extensions[EXTENSION] = AuthState(
         enabled=settings.auth_mode == "on", limiter=make_limiter(settings),
-        submit_limit=_limit(settings.rate_limit_submit), read_limit=_limit(settings.rate_limit_read))
+        submit_limit=_limit(settings.rate_limit_submit), read_limit=_limit(settings.rate_limit_read),
+        batch_item_limit=_limit(settings.rate_limit_batch_items))
     app.before_request(_authenticate_and_limit)
     app.after_request(_rate_limit_headers)
     app.register_error_handler(HeaderedError, _headered_problem)
@@ -127,16 +130,24 @@ def _authenticate() -> keys.ApiKey:
 
 
 def _check_rate(state: AuthState, key: keys.ApiKey) -> None:
-    reading = request.method in READ_METHODS
-    limit = state.read_limit if reading else state.submit_limit
+    kind, limit = _rate_bucket(state)
     if limit is None:
         return
-    decision = state.limiter.hit("read" if reading else "submit", key.id, limit)
+    decision = state.limiter.hit(kind, key.id, limit)
     g.face3d_rate = decision
     if not decision.allowed:
-        kind = "read" if reading else "submit"
-        raise HeaderedError(f"{kind} rate limit of {limit.count} requests per {limit.window_s} s reached; retry in "
+        what = kind.replace("_", " ")
+        raise HeaderedError(f"{what} rate limit of {limit.count} requests per {limit.window_s} s reached; retry in "
                             f"{decision.reset_s} s", ErrorCode.RATE_LIMITED, decision.headers())
+
+
+def _rate_bucket(state: AuthState) -> tuple[str, Limit | None]:
+    """Reads, submits, and batch item uploads (one request per photo of a batch: their own, larger bucket)."""
+    if request.method in READ_METHODS:
+        return "read", state.read_limit
+    if request.endpoint == BATCH_ITEM_ENDPOINT:
+        return "batch_item", state.batch_item_limit
+    return "submit", state.submit_limit
 
 
 def _rate_limit_headers(response: Response) -> Response:

@@ -13,12 +13,12 @@ import zipfile
 from datetime import datetime
 from itertools import islice
 from typing import Any, Iterable, Iterator
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from api.auth import current_owner, ensure_visible
+from api.auth import current_owner, ensure_visible, visible_owner
 from api.problems import RequestValidationError
 from api.schemas import JobOptions
 from api.services import Services, services
@@ -33,6 +33,7 @@ from shared.storage import input_key, job_prefix, make_s3_client
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 
 UPLOADS_PREFIX = "uploads/"
+DEFAULT_PAGE = 50
 Pending = tuple[NewItem, Face3dError | None]      # an item, and why it already failed (None: it goes to a worker)
 
 
@@ -87,6 +88,11 @@ class BatchView(BaseModel):
     results_url: str
 
 
+class BatchList(BaseModel):
+    items: list[BatchView]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
+
+
 # ---------------------------------------------------------------- routes
 
 
@@ -111,6 +117,24 @@ def create_batch() -> Response:
     return _batch_response(svc, batch.id, status=201)
 
 
+@bp.get("")
+def list_batches() -> Response:
+    """The caller's batches (an admin key's or an open API's: all), newest first; ``limit`` and ``cursor`` page
+    them like GET /v1/jobs."""
+    svc = services()
+    limit = _limit_arg(request.args.get("limit"))
+    rows, next_cursor = batches.list_batches(svc.session_factory, owner_id=visible_owner(),
+                                             cursor=request.args.get("cursor") or None, limit=limit)
+    progress = batches.batches_progress(svc.session_factory, rows)
+    base = _base_url(svc)
+    page = BatchList(items=[batch_view(row, progress[row.id], base) for row in rows], next_cursor=next_cursor)
+    response = Response(page.model_dump_json(), mimetype="application/json")
+    if next_cursor:
+        query = urlencode({"limit": limit, "cursor": next_cursor})
+        response.headers["Link"] = f'<{base}/v1/batches?{query}>; rel="next"'
+    return response
+
+
 @bp.get("/<batch_id>")
 def get_batch(batch_id: str) -> Response:
     svc = services()
@@ -121,7 +145,11 @@ def get_batch(batch_id: str) -> Response:
 def cancel_batch(batch_id: str) -> Response:
     svc = services()
     batch = _visible_batch(svc, batch_id)
-    batches.cancel_batch(svc.session_factory, batch.id)
+    outcome = batches.cancel_batch(svc.session_factory, batch.id)
+    if outcome.webhook_job_ids and svc.celery_app is not None:
+        from worker.webhooks import announce_finished
+
+        announce_finished(svc.celery_app, outcome.webhook_job_ids)
     return _batch_response(svc, batch.id, status=202)
 
 
@@ -351,6 +379,14 @@ def _engine_and_options(svc: Services, options: JobOptions) -> tuple[str, dict[s
     return engine, {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
 
 
+def _limit_arg(value: str | None) -> int:
+    if not value:
+        return DEFAULT_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= models.MAX_PAGE:
+        raise Face3dError(f"limit must be an integer from 1 to {models.MAX_PAGE}", ErrorCode.VALIDATION_FAILED)
+    return int(value)
+
+
 def _states_arg(value: str | None) -> list[JobState] | None:
     if not value:
         return None
@@ -384,18 +420,21 @@ def result_line(job: models.Job, base_url: str) -> dict[str, Any]:
 
 def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response:
     batch = batches.get_batch(svc.session_factory, batch_id)
-    progress = batches.batch_progress(svc.session_factory, batch)
-    view = BatchView(
+    view = batch_view(batch, batches.batch_progress(svc.session_factory, batch), _base_url(svc))
+    response = Response(view.model_dump_json(), status=status, mimetype="application/json")
+    response.headers["Location"] = f"/v1/batches/{batch.id}"
+    return response
+
+
+def batch_view(batch: batches.Batch, progress: batches.BatchProgress, base_url: str) -> BatchView:
+    return BatchView(
         id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
         source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,
         progress=round(progress.done / progress.total, 4) if progress.total else 0.0,
         throughput_items_per_s=None if progress.throughput is None else round(progress.throughput, 3),
         eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
-        last_finished_at=progress.last_finished_at, results_url=f"{_base_url(svc)}/v1/batches/{batch.id}/results",
+        last_finished_at=progress.last_finished_at, results_url=f"{base_url}/v1/batches/{batch.id}/results",
     )
-    response = Response(view.model_dump_json(), status=status, mimetype="application/json")
-    response.headers["Location"] = f"/v1/batches/{batch.id}"
-    return response
 
 
 def _base_url(svc: Services) -> str:

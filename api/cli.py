@@ -15,11 +15,14 @@ if TYPE_CHECKING:
 
 _server_option = click.option("--server", "server", default=None, metavar="URL",
                               help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")
+_api_key_option = click.option("--api-key", "api_key", envvar="FACE3D_API_KEY", default=None, metavar="KEY",
+                               help="API key sent as 'Authorization: Bearer KEY' (default: $FACE3D_API_KEY).")
 
 
 @click.command()
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_server_option
+@_api_key_option
 @click.option("--wait/--no-wait", default=False, help="Wait for the job to finish and print its faces.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--engine", default=None, help="Engine name (cpu | hrn).")
@@ -30,11 +33,12 @@ _server_option = click.option("--server", "server", default=None, metavar="URL",
 @click.option("--texture-size", type=int, default=None)
 @click.option("--render-size", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-def submit(photo: Path, server: str | None, wait: bool, timeout: float, as_json: bool, **options: object) -> None:
+def submit(photo: Path, server: str | None, api_key: str | None, wait: bool, timeout: float, as_json: bool,
+           **options: object) -> None:
     """Send PHOTO to the server as a new job."""
     from api.client import Face3dClient
 
-    client = Face3dClient(server)
+    client = Face3dClient(server, api_key=api_key)
     with _errors_to_exit():
         job = client.submit(photo, options)
         if wait and not job.state.is_terminal:
@@ -47,13 +51,14 @@ def submit(photo: Path, server: str | None, wait: bool, timeout: float, as_json:
 @click.command()
 @click.argument("job_id")
 @_server_option
+@_api_key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-def status(job_id: str, server: str | None, as_json: bool) -> None:
+def status(job_id: str, server: str | None, api_key: str | None, as_json: bool) -> None:
     """Show the state of job JOB_ID."""
     from api.client import Face3dClient
 
     with _errors_to_exit():
-        job = Face3dClient(server).get(job_id)
+        job = Face3dClient(server, api_key=api_key).get(job_id)
     _print_job(job, as_json)
 
 
@@ -62,12 +67,13 @@ def status(job_id: str, server: str | None, as_json: bool) -> None:
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the files into.")
 @_server_option
-def download(job_id: str, outdir: Path, server: str | None) -> None:
+@_api_key_option
+def download(job_id: str, outdir: Path, server: str | None, api_key: str | None) -> None:
     """Download every result file of job JOB_ID."""
     from api.client import Face3dClient
 
     with _errors_to_exit():
-        paths = Face3dClient(server).download(job_id, outdir)
+        paths = Face3dClient(server, api_key=api_key).download(job_id, outdir)
     for path in paths:
         click.echo(str(path))
 

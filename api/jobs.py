@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import mimetypes
 import re
 import time
 import uuid
+import warnings
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, redirect, request, send_file
+from PIL import Image
 from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
@@ -49,6 +52,7 @@ def submit_job() -> Response:
     auth.enforce_active_job_cap(svc.settings, svc.session_factory)
     data = upload.read()
     media_type = _require_image_bytes(data, svc.settings.max_upload_bytes)
+    _require_pixel_limit(data, svc.settings.max_pixels)
     engine_options = {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
     job, created = _create_job(svc, upload, data, media_type, engine, engine_options, webhook_url)
     if created:
@@ -245,6 +249,24 @@ def _require_image_bytes(data: bytes, max_bytes: int) -> str:
         raise Face3dError("the file is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
                           ErrorCode.UNSUPPORTED_MEDIA_TYPE)
     return media_type
+
+
+def _require_pixel_limit(data: bytes, max_pixels: int) -> None:
+    """413 image_too_large from the header alone (no pixel is decoded). A header Pillow cannot read is not refused
+    here: the sniffer accepted the bytes, so the job decodes them and reports exactly what is wrong."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:     # Pillow's own ceiling, far above any sane max_pixels
+        raise Face3dError(f"the image is over the limit of {max_pixels} pixels ({exc})",
+                          ErrorCode.IMAGE_TOO_LARGE) from exc
+    except Exception:  # noqa: BLE001 - any header Pillow rejects is left to the worker's decode
+        return
+    if width * height > max_pixels:
+        raise Face3dError(f"the image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
+                          ErrorCode.IMAGE_TOO_LARGE)
 
 
 def _state_arg(value: str | None) -> JobState | None:

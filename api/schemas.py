@@ -138,9 +138,12 @@ class Readiness(BaseModel):
 
 
 class SubmitForm(BaseModel):
-    """multipart/form-data body of POST /v1/jobs (documentation only: the API reads the form directly)."""
+    """multipart/form-data body of POST /v1/jobs (documentation only: the API reads the form directly). Send exactly
+    one of ``image`` and ``image_url``; JobOptions fields may also be sent as form fields of their own."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary"}, description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+    image: bytes | None = Field(None, json_schema_extra={"format": "binary", "contentMediaType": "image/*"},
+                                description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+    image_url: str | None = Field(None, max_length=2048, description="http(s) URL of the photo, instead of image.")
     options: str | None = Field(None, description="JSON object of JobOptions; the fields may also be sent one by one.")
 
 
@@ -153,3 +156,51 @@ class UrlSubmission(BaseModel):
 
     image_url: str = Field(max_length=2048, description="http(s) URL of the photo.")
     options: JobOptions | None = None
+
+
+class WebhookEvent(BaseModel):
+    """Body POSTed to a job's webhook_url when it finishes (signed with the Standard Webhooks headers)."""
+
+    type: str = Field(description="job.<state>, e.g. job.succeeded")
+    timestamp: datetime
+    data: Job
+
+
+class BatchArchiveForm(BaseModel):
+    """multipart/form-data body of POST /v1/batches: a zip whose every file is one item (documentation only)."""
+
+    archive: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "application/zip"},
+                           description="Zip archive of photos, at most MAX_ARCHIVE_BYTES.")
+    options: str | None = Field(None, description="JSON object of JobOptions, shared by every item.")
+    name: str | None = Field(None, max_length=255)
+
+
+class BatchItemForm(BaseModel):
+    """multipart/form-data body of POST /v1/batches/{batch_id}/items (documentation only)."""
+
+    image: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "image/*"})
+    name: str | None = Field(None, description="Item name, unique in the batch (default: the file name).")
+
+
+class BatchItemAdded(BaseModel):
+    job_id: str
+    name: str | None
+    state: JobState
+    created: bool = Field(description="False: an item of that name was already in the batch (returned as is).")
+
+
+class ArtifactLink(BaseModel):
+    name: str
+    url: str
+
+
+class BatchResultLine(BaseModel):
+    """One line of GET /v1/batches/{batch_id}/results (JSON Lines), one per item in submission order."""
+
+    name: str | None
+    job_id: str
+    state: JobState
+    faces: int = Field(description="Number of faces reconstructed.")
+    artifacts: list[ArtifactLink]
+    error: ErrorInfo | None
+    reused_from: str | None = Field(description="Id of an earlier job with the same input whose result was reused.")

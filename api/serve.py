@@ -98,8 +98,9 @@ def child_environment(settings: "Settings") -> dict[str, str]:
 
 def worker_command(workers: int) -> list[str]:
     # cpu and gpu: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
-    # batch last: with the priority queue order it only runs when no interactive job waits.
-    return [*_face3d(), "worker", "--queues", "cpu,gpu,batch", "--concurrency", str(workers)]
+    # webhooks: delivery retries, ahead of batch items. batch last: with the priority queue order it only runs when
+    # no interactive job waits.
+    return [*_face3d(), "worker", "--queues", "cpu,gpu,webhooks,batch", "--concurrency", str(workers)]
 
 
 def sweeper_command() -> list[str]:

@@ -128,8 +128,10 @@ def count_active_keys(sf: SessionFactory) -> int:
 
 
 def count_active_jobs(sf: SessionFactory, owner_id: str) -> int:
-    """Queued + running jobs of one owner (the per-key cap)."""
+    """Queued + running single jobs of one owner (the per-key cap). Batch items are left out: a batch queues
+    thousands by design, on its own low-priority queue, and must not lock its key out of interactive submits."""
     query = (sa.select(sa.func.count()).select_from(Job)
-             .where(Job.owner_id == owner_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING])))
+             .where(Job.owner_id == owner_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                    Job.batch_id.is_(None)))
     with sf() as session:
         return int(session.scalar(query) or 0)

@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
-from shared.errors import Conflict, ErrorCode, NotFound
-from shared.models import JSONType, Job, SessionFactory, UTCDateTime, mark_failed, mark_running, mark_succeeded, utcnow
+from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from shared.models import (MAX_PAGE, JSONType, Job, SessionFactory, UTCDateTime, decode_cursor, encode_cursor,
+                           mark_failed, mark_running, mark_succeeded, utcnow)
 from shared.states import TERMINAL_STATES, JobState
 
 MAX_NAME = 255
@@ -87,8 +88,14 @@ def get_batch(sf: SessionFactory, batch_id: str, owner_id: str | None = None) ->
     return batch
 
 
-def cancel_batch(sf: SessionFactory, batch_id: str) -> int:
-    """Cancel every queued item at once and flag the running ones; returns how many queued items were canceled."""
+@dataclass(frozen=True)
+class CancelOutcome:
+    canceled: int                   # queued items canceled at once (running ones are only flagged)
+    webhook_job_ids: list[str]      # of those, the ones with a webhook to send
+
+
+def cancel_batch(sf: SessionFactory, batch_id: str) -> CancelOutcome:
+    """Cancel every queued item at once and flag the running ones."""
     now = utcnow()
     with sf.begin() as session:
         session.execute(sa.update(Batch).where(Batch.id == batch_id, Batch.canceled_at.is_(None))
@@ -97,10 +104,10 @@ def cancel_batch(sf: SessionFactory, batch_id: str) -> int:
             sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED)
             .values(state=JobState.CANCELED, error_code=ErrorCode.CANCELED.value,
                     error_message="batch canceled on request", finished_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)).rowcount
+            .returning(Job.id, Job.webhook_url).execution_options(synchronize_session=False)).all()
         session.execute(sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.RUNNING)
                         .values(cancel_requested=True, updated_at=now).execution_options(synchronize_session=False))
-    return canceled
+    return CancelOutcome(len(canceled), [job_id for job_id, url in canceled if url])
 
 
 # ---------------------------------------------------------------- items
@@ -188,11 +195,40 @@ def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> b
 # ---------------------------------------------------------------- reading
 
 
+def list_batches(sf: SessionFactory, *, owner_id: str | None = None, cursor: str | None = None,
+                 limit: int = 50) -> tuple[list[Batch], str | None]:
+    """Newest first, keyset-paginated on (created_at, id) like models.list_jobs; ``owner_id``: that key's only."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
+    query = sa.select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
+    if owner_id is not None:
+        query = query.where(Batch.owner_id == owner_id)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(sa.or_(Batch.created_at < created_at,
+                                   sa.and_(Batch.created_at == created_at, Batch.id < last_id)))
+    with sf() as session:
+        rows = list(session.scalars(query))
+    page = rows[:limit]
+    return page, encode_cursor(page[-1]) if len(rows) > limit else None
+
+
 def batch_progress(sf: SessionFactory, batch: Batch) -> BatchProgress:
-    query = (sa.select(Job.state, sa.func.count(), sa.func.max(Job.finished_at))
-             .where(Job.batch_id == batch.id).group_by(Job.state))
+    return batches_progress(sf, [batch])[batch.id]
+
+
+def batches_progress(sf: SessionFactory, page: list[Batch]) -> dict[str, BatchProgress]:
+    """Progress of several batches from one grouped query."""
+    if not page:
+        return {}
+    query = (sa.select(Job.batch_id, Job.state, sa.func.count(), sa.func.max(Job.finished_at))
+             .where(Job.batch_id.in_([batch.id for batch in page])).group_by(Job.batch_id, Job.state))
     with sf() as session:
         rows = session.execute(query).all()
+    return {batch.id: _progress(batch, [row[1:] for row in rows if row[0] == batch.id]) for batch in page}
+
+
+def _progress(batch: Batch, rows: list[Any]) -> BatchProgress:
     counts = {state.value: 0 for state in JobState}
     last_finished = None
     for state, count, finished in rows:

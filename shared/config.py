@@ -38,7 +38,8 @@
 | FACE3D_ENV            | environment           | development                               | `production` refuses to start unless AUTH_MODE=on and at least one active key exists. |
 | RATE_LIMIT_SUBMIT     | rate_limit_submit     | 30/minute                                 | Per key: POST/DELETE requests (submits, cancels, deletes) per window, `N/second|minute|hour`; `off` disables. |
 | RATE_LIMIT_READ       | rate_limit_read       | 600/minute                                | Per key: GET requests per window, same format. |
-| MAX_ACTIVE_JOBS_PER_KEY | max_active_jobs_per_key | 100                                     | Queued + running jobs one key may have; more submits get 429 `too_many_active_jobs`. 0: no cap. |
+| RATE_LIMIT_BATCH_ITEMS | rate_limit_batch_items | 600/minute                              | Per key: item uploads to a batch (POST /v1/batches/{id}/items), their own bucket instead of RATE_LIMIT_SUBMIT's; same format. |
+| MAX_ACTIVE_JOBS_PER_KEY | max_active_jobs_per_key | 100                                     | Queued + running jobs one key may have (batch items not counted); more submits get 429 `too_many_active_jobs`. 0: no cap. |
 | RATE_LIMIT_REDIS_URL  | rate_limit_redis_url  | the broker's Redis                        | Redis for the rate-limit counters; without one, counters live in the API process. |
 | WEBHOOK_SECRET        | webhook_secret        | (none)                                    | `whsec_<base64>` signing secret for webhooks while AUTH_MODE=off (with auth on, each key has its own). |
 | WEBHOOK_ALLOW_PRIVATE | webhook_allow_private | 0                                         | 1: webhook URLs may point at private/loopback addresses (tests, labs). |
@@ -104,6 +105,7 @@ class Settings:
     environment: str = "development"
     rate_limit_submit: tuple[int, int] | None = (30, 60)
     rate_limit_read: tuple[int, int] | None = (600, 60)
+    rate_limit_batch_items: tuple[int, int] | None = (600, 60)
     max_active_jobs_per_key: int = 100
     rate_limit_redis_url: str | None = None
     webhook_secret: str | None = None
@@ -162,6 +164,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "environment": (env.get("FACE3D_ENV") or "development").strip().lower(),
         "rate_limit_submit": _rate(env, "RATE_LIMIT_SUBMIT", (30, 60)),
         "rate_limit_read": _rate(env, "RATE_LIMIT_READ", (600, 60)),
+        "rate_limit_batch_items": _rate(env, "RATE_LIMIT_BATCH_ITEMS", (600, 60)),
         "max_active_jobs_per_key": _read(env, "MAX_ACTIVE_JOBS_PER_KEY", int, 100),
         "rate_limit_redis_url": env.get("RATE_LIMIT_REDIS_URL") or None,
         "webhook_secret": env.get("WEBHOOK_SECRET") or None,

@@ -13,6 +13,8 @@ from shared.errors import Face3dError
 @click.argument("source")
 @click.option("--server", default=None, metavar="URL",
               help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")
+@click.option("--api-key", envvar="FACE3D_API_KEY", default=None, metavar="KEY",
+              help="API key sent as 'Authorization: Bearer KEY' (default: $FACE3D_API_KEY).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("results.jsonl"),
               show_default=True, help="Results file (JSON Lines); progress is kept beside it in OUTPUT.state.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1, max=64), default=4, show_default=True,
@@ -23,8 +25,8 @@ from shared.errors import Face3dError
 @click.option("--texture-size", type=int, default=None)
 @click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds (rerun resumes).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def ingest(source: str, server: str | None, output: Path, concurrency: int, timeout: float | None, progress: bool,
-           **options: object) -> None:
+def ingest(source: str, server: str | None, api_key: str | None, output: Path, concurrency: int,
+           timeout: float | None, progress: bool, **options: object) -> None:
     """Process every photo of SOURCE (folder, .zip, .jsonl manifest or s3://bucket/prefix) as one batch.
 
     Rerunning the same command after a crash or Ctrl-C continues where it stopped: finished items are not redone.
@@ -34,7 +36,8 @@ def ingest(source: str, server: str | None, output: Path, concurrency: int, time
     from shared.ingest import Ingest
 
     wanted = {key: value for key, value in options.items() if value is not None}
-    run = Ingest(source, output, lambda: Face3dClient(server), wanted, concurrency=concurrency, progress=progress)
+    run = Ingest(source, output, lambda: Face3dClient(server, api_key=api_key), wanted, concurrency=concurrency,
+                 progress=progress)
     try:
         report = run.run(timeout_s=timeout)
     except Face3dError as exc:

@@ -336,12 +336,25 @@ def running_started_before(sf: SessionFactory, started_before: datetime, limit: 
         return list(session.scalars(query))
 
 
-def queued_older_than(sf: SessionFactory, queued_before: datetime, limit: int = 100) -> list[Job]:
-    """Queued jobs that entered the queue (or were last resent) before ``queued_before``."""
+def queued_older_than(sf: SessionFactory, queued_before: datetime, limit: int = 100,
+                      batch_items: bool | None = None) -> list[Job]:
+    """Queued jobs that entered the queue (or were last resent) before ``queued_before``, oldest first.
+    ``batch_items``: True only batch items, False only single jobs, None both."""
     query = (sa.select(Job).where(Job.state == JobState.QUEUED, Job.updated_at < queued_before)
              .order_by(Job.created_at).limit(limit))
+    if batch_items is not None:
+        query = query.where(Job.batch_id.is_not(None) if batch_items else Job.batch_id.is_(None))
     with sf() as session:
         return list(session.scalars(query))
+
+
+def queued_counts(sf: SessionFactory) -> dict[tuple[str, bool], int]:
+    """How many jobs are queued, per (engine, is a batch item)."""
+    is_item = Job.batch_id.is_not(None)
+    query = (sa.select(Job.engine, is_item, sa.func.count()).where(Job.state == JobState.QUEUED)
+             .group_by(Job.engine, is_item))
+    with sf() as session:
+        return {(engine, bool(item)): int(count) for engine, item, count in session.execute(query)}
 
 
 def claim_resend(sf: SessionFactory, job: Job, now: datetime | None = None) -> bool:

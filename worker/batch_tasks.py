@@ -19,6 +19,7 @@ from shared.states import JobState
 from shared.storage import input_key, make_s3_client
 from worker.celery_app import BATCH_TASK_NAME
 from worker.tasks import WorkerContext, _app_settings, context_for, run_job, with_storage_retries
+from worker.webhooks import notify_finished
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,11 @@ def batch_item(self: Any, job_id: str) -> str:
     ctx = context_for(_app_settings(self.app))
     worker = _identity(self.request.hostname or "worker")
     outcome = prepare_item(ctx, job_id, worker)
-    if outcome is not None:
-        return outcome
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    return run_job(ctx, job_id, worker=worker, redelivered=redelivered)
+    if outcome is None:
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        outcome = run_job(ctx, job_id, worker=worker, redelivered=redelivered)
+    notify_finished(self.app, ctx, job_id, "succeeded" if outcome == "reused" else outcome)
+    return outcome
 
 
 def _identity(hostname: str) -> str:

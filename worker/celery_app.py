@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.config import Settings
 from worker.embedded import find_embedded_broker
 
 TASK_NAME = "face3d.reconstruct_job"
 BATCH_TASK_NAME = "face3d.batch_item"
+WEBHOOK_TASK_NAME = "face3d.deliver_webhook"
 BATCH_QUEUE = "batch"
-QUEUES = ("cpu", "gpu", BATCH_QUEUE)
+WEBHOOK_QUEUE = "webhooks"      # deliveries and their retries never wait behind queued jobs
+QUEUES = ("cpu", "gpu", BATCH_QUEUE, WEBHOOK_QUEUE)
 SOFT_LIMIT_MARGIN_S = 15
 
 
@@ -28,9 +30,15 @@ def broker_url_for(settings: Settings) -> str:
     return url
 
 
+def declared_queues() -> list[Queue]:
+    """Each queue with its own direct exchange of the same name (else Celery binds them all to the default
+    queue's exchange, and the worker banner reads ``gpu exchange=cpu(direct)``)."""
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+
+
 def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
     app = Celery("face3d", broker=broker_url or broker_url_for(settings),
-                 include=["worker.tasks", "worker.batch_tasks"])
+                 include=["worker.tasks", "worker.batch_tasks", "worker.webhooks"])
     soft_limit = max(1, settings.job_time_limit_s - min(SOFT_LIMIT_MARGIN_S, settings.job_time_limit_s // 4))
     app.conf.update(
         task_acks_late=True,                    # a job is acknowledged only after it ran ...
@@ -40,9 +48,10 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,                # job state lives in the database, not in a result backend
-        task_queues=[Queue(name, routing_key=name) for name in QUEUES],
+        task_queues=declared_queues(),
         task_default_queue="cpu",
-        task_routes={TASK_NAME: {"queue": "cpu"}, BATCH_TASK_NAME: {"queue": BATCH_QUEUE}},
+        task_routes={TASK_NAME: {"queue": "cpu"}, BATCH_TASK_NAME: {"queue": BATCH_QUEUE},
+                     WEBHOOK_TASK_NAME: {"queue": WEBHOOK_QUEUE}},
         task_time_limit=settings.job_time_limit_s,
         task_soft_time_limit=soft_limit,
         broker_transport_options={

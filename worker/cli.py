@@ -9,7 +9,7 @@ import click
 
 
 @click.command()
-@click.option("--queues", "-Q", default="cpu", show_default=True, help="Comma-separated queues: cpu, gpu.")
+@click.option("--queues", "-Q", default="cpu", show_default=True, help="Comma-separated queues, in priority order: cpu, gpu, webhooks, batch.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Worker processes (default WORKER_CONCURRENCY). Each loads its own engine.")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)

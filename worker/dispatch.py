@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from kombu.exceptions import KombuError, OperationalError
+from kombu.exceptions import ChannelError, KombuError, OperationalError
 
 from shared.config import Settings
 from shared.errors import ErrorCode, Face3dError
@@ -32,8 +32,26 @@ def send_job(celery_app: Celery, job_id: str, engine: str) -> None:
 
 
 def batch_queue_for(celery_app: Celery, engine: str) -> str:
-    """CPU batch items wait in their own low-priority queue; GPU engines' items share the gpu queue."""
-    return BATCH_QUEUE if queue_for(celery_app, engine) == "cpu" else "gpu"
+    return item_queue(queue_for(celery_app, engine))
+
+
+def item_queue(job_queue: str) -> str:
+    """The queue of a batch item whose engine's jobs go to ``job_queue``: CPU batch items wait in their own
+    low-priority queue; GPU engines' items share the gpu queue."""
+    return BATCH_QUEUE if job_queue == "cpu" else job_queue
+
+
+def queue_depth(celery_app: Celery, queue: str) -> int:
+    """Messages waiting in ``queue`` (not those a worker holds). Raises broker_unavailable when unreachable."""
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            try:
+                return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:        # never declared, or (Redis) emptied: an empty list key does not exist
+                return 0
+    except (OperationalError, KombuError, OSError, TimeoutError) as exc:
+        raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
 
 
 def send_batch_jobs(celery_app: Celery, job_ids: list[str], engine: str) -> None:

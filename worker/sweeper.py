@@ -3,11 +3,19 @@
 - ``queued`` longer than QUEUED_RESEND_AFTER_S: the message may be gone (a broker restarted without persistence, a
   send that failed after the commit); it is sent again. The task ignores duplicates (mark_running is conditional),
   so a job whose first message was only slow still runs once.
+- Batch items are different: waiting hours behind their own batch is normal, so age alone proves nothing. They are
+  resent through the batch path (`send_batch_jobs`, the batch task that reads s3:// sources) and only as many as
+  the broker lacks: for each queue, the database's queued jobs bound for it minus the messages waiting in it
+  (QUEUED_RESEND_AFTER_S-old items, oldest first — after a broker restart the oldest are the ones it lost). A full
+  queue for a long batch means no resend at all; an empty queue with queued items means they are all resent. A few
+  duplicates (messages a worker has fetched but not yet started) are harmless and each item is resent at most once
+  per period.
 - ``running`` with no heartbeat for HEARTBEAT_TIMEOUT_S: its worker died (kill -9, OOM, lost host). Requeued and
   resent while attempts < JOB_MAX_ATTEMPTS, else failed with ``worker_lost``.
 - ``running`` longer than JOB_TIME_LIMIT_S + HEARTBEAT_TIMEOUT_S: the worker's own time limit did not end it
   (e.g. the solo pool has none); failed with ``timeout``.
 
+Jobs the sweeper fails get their webhook queued like jobs a worker finishes.
 Every change is an optimistic UPDATE (state, updated_at and heartbeat_at as read), so several sweepers, or a worker
 that comes back to life, never both act on one job. Run it as ``face3d sweeper`` (``face3d serve`` starts one).
 """
@@ -28,6 +36,30 @@ from shared.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, str], None]          # (job_id, engine); raises when the broker is unreachable
+SendBatch = Callable[[list[str], str], None]   # (job_ids, engine): batch items, through the batch path
+QueueDepth = Callable[[str], int]          # messages waiting in a broker queue; raises when unreachable
+Announce = Callable[[list[str]], None]     # ids of jobs the sweeper finished: queue their webhooks
+
+
+@dataclass(frozen=True)
+class Broker:
+    """What the sweeper does with the broker. Left out (tests): items go one by one through ``send``, queues count
+    as empty, no webhooks."""
+
+    send: Send
+    send_batch: SendBatch | None = None
+    queue_depth: QueueDepth | None = None
+    announce: Announce | None = None
+
+    def send_items(self, job_ids: list[str], engine: str) -> None:
+        if self.send_batch is not None:
+            self.send_batch(job_ids, engine)
+        else:
+            for job_id in job_ids:
+                self.send(job_id, engine)
+
+    def depth(self, queue: str) -> int:
+        return self.queue_depth(queue) if self.queue_depth is not None else 0
 
 
 @dataclass
@@ -42,54 +74,124 @@ class SweepReport:
         return bool(self.resent or self.requeued or self.failed)
 
 
-def sweep_once(sf: models.SessionFactory, settings: Settings, send: Send, now: datetime | None = None) -> SweepReport:
+def sweep_once(sf: models.SessionFactory, settings: Settings, broker: Broker | Send,
+               now: datetime | None = None) -> SweepReport:
+    """One sweep. ``broker``: a Broker, or just the single-job send function."""
+    broker = broker if isinstance(broker, Broker) else Broker(broker)
     now = now or models.utcnow()
     report = SweepReport()
-    _fail_overdue(sf, settings, now, report)
-    _recover_lost(sf, settings, send, now, report)
-    _resend_queued(sf, settings, send, now, report)
+    hooked: list[str] = []                                # failed here and waiting for a webhook
+    _fail_overdue(sf, settings, now, report, hooked)
+    _recover_lost(sf, settings, broker, now, report, hooked)
+    _resend_queued(sf, settings, broker, now, report)
+    _resend_batch_items(sf, settings, broker, now, report)
+    if hooked and broker.announce is not None:
+        broker.announce(hooked)
     if report.changed or report.send_errors:
         log.warning("sweep: %s", report)
     return report
 
 
-def _fail_overdue(sf: models.SessionFactory, settings: Settings, now: datetime, report: SweepReport) -> None:
+def _fail_overdue(sf: models.SessionFactory, settings: Settings, now: datetime, report: SweepReport,
+                  hooked: list[str]) -> None:
     limit = timedelta(seconds=settings.job_time_limit_s + settings.heartbeat_timeout_s)
     for job in models.running_started_before(sf, now - limit):
         message = f"the job ran longer than {settings.job_time_limit_s} s"
         if models.fail_lost(sf, job, ErrorCode.TIMEOUT, message, now):
-            report.failed.append(job.id)
+            _failed(job, report, hooked)
 
 
-def _recover_lost(sf: models.SessionFactory, settings: Settings, send: Send, now: datetime,
-                  report: SweepReport) -> None:
+def _recover_lost(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+                  report: SweepReport, hooked: list[str]) -> None:
     for job in models.stale_running_jobs(sf, now - timedelta(seconds=settings.heartbeat_timeout_s)):
         if job.attempts >= settings.job_max_attempts:
             message = f"the worker stopped during each of {job.attempts} attempts"
             if models.fail_lost(sf, job, ErrorCode.WORKER_LOST, message, now):
-                report.failed.append(job.id)
+                _failed(job, report, hooked)
         elif models.requeue_lost(sf, job, now):
             report.requeued.append(job.id)
-            _send(send, job, report)
+            _send(broker, job, report)
 
 
-def _resend_queued(sf: models.SessionFactory, settings: Settings, send: Send, now: datetime,
+def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
+    report.failed.append(job.id)
+    if job.webhook_url:
+        hooked.append(job.id)
+
+
+def _resend_queued(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
                    report: SweepReport) -> None:
-    for job in models.queued_older_than(sf, now - timedelta(seconds=settings.queued_resend_after_s)):
+    cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
+    for job in models.queued_older_than(sf, cutoff, batch_items=False):
         if job.id not in report.requeued and models.claim_resend(sf, job, now):
             report.resent.append(job.id)
-            _send(send, job, report)
+            _send(broker, job, report)
 
 
-def _send(send: Send, job: models.Job, report: SweepReport) -> None:
+def _resend_batch_items(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+                        report: SweepReport) -> None:
+    """Resend stale batch items only as far as their queue lacks messages (see the module docstring)."""
+    cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
+    stale = [job for job in models.queued_older_than(sf, cutoff, limit=settings.batch_chunk_size, batch_items=True)
+             if job.id not in report.requeued]
+    if not stale:
+        return
+    waiting = _queued_per_queue(sf, settings)
+    for queue, jobs in _group(stale, lambda job: _queue_of(settings, job)).items():
+        try:
+            missing = waiting.get(queue, 0) - broker.depth(queue)
+        except Exception as exc:  # broker down: nothing can be sent either; the next sweep looks again
+            log.warning("sweep: cannot count the %s queue: %s", queue, exc)
+            continue
+        claimed = [job for job in jobs[:max(0, missing)] if models.claim_resend(sf, job, now)]
+        for engine, same_engine in _group(claimed, lambda job: job.engine).items():
+            ids = [job.id for job in same_engine]
+            try:
+                broker.send_items(ids, engine)
+                report.resent.extend(ids)
+            except Exception as exc:  # left queued; resent again after the next period
+                log.warning("sweep: could not resend %d batch items: %s", len(ids), exc)
+                report.send_errors.extend(ids)
+
+
+def _queued_per_queue(sf: models.SessionFactory, settings: Settings) -> dict[str, int]:
+    waiting: dict[str, int] = {}
+    for (engine, is_item), count in models.queued_counts(sf).items():
+        queue = _queue_name(settings, engine, is_item)
+        waiting[queue] = waiting.get(queue, 0) + count
+    return waiting
+
+
+def _queue_of(settings: Settings, job: models.Job) -> str:
+    return _queue_name(settings, job.engine, job.batch_id is not None)
+
+
+def _queue_name(settings: Settings, engine: str, is_item: bool) -> str:
+    from worker.dispatch import item_queue
+
+    queue = settings.celery_queue_for(engine)
+    return item_queue(queue) if is_item else queue
+
+
+def _group(jobs: list[models.Job], key: Callable[[models.Job], str]) -> dict[str, list[models.Job]]:
+    groups: dict[str, list[models.Job]] = {}
+    for job in jobs:
+        groups.setdefault(key(job), []).append(job)
+    return groups
+
+
+def _send(broker: Broker, job: models.Job, report: SweepReport) -> None:
     try:
-        send(job.id, job.engine)
+        if job.batch_id is not None:
+            broker.send_items([job.id], job.engine)
+        else:
+            broker.send(job.id, job.engine)
     except Exception as exc:  # broker down: the job stays queued in the database and is resent later
         log.warning("sweep: could not send job %s: %s", job.id, exc)
         report.send_errors.append(job.id)
 
 
-def run_sweeper(sf: models.SessionFactory, settings: Settings, send: Send, stop: threading.Event,
+def run_sweeper(sf: models.SessionFactory, settings: Settings, send: Broker | Send, stop: threading.Event,
                 interval_s: float | None = None, on_sweep: Callable[[SweepReport], None] | None = None) -> None:
     """Sweep every ``interval_s`` until ``stop`` is set; an outage (database, broker) only skips a round."""
     interval_s = interval_s or settings.sweeper_interval_s
@@ -103,12 +205,16 @@ def run_sweeper(sf: models.SessionFactory, settings: Settings, send: Send, stop:
         stop.wait(interval_s)
 
 
-def celery_sender(settings: Settings) -> Send:
+def celery_broker(settings: Settings) -> Broker:
     from worker.celery_app import make_celery
-    from worker.dispatch import send_job
+    from worker.dispatch import queue_depth, send_batch_jobs, send_job
+    from worker.webhooks import announce_finished
 
     app = make_celery(settings)
-    return lambda job_id, engine: send_job(app, job_id, engine)
+    return Broker(send=lambda job_id, engine: send_job(app, job_id, engine),
+                  send_batch=lambda job_ids, engine: send_batch_jobs(app, job_ids, engine),
+                  queue_depth=lambda queue: queue_depth(app, queue),
+                  announce=lambda job_ids: announce_finished(app, job_ids))
 
 
 @click.command()
@@ -126,7 +232,7 @@ def sweeper(interval: float | None, once: bool) -> None:
     settings = load_settings()
     sf = make_session_factory(make_engine(settings.database_url))
     try:
-        send = celery_sender(settings)
+        send = celery_broker(settings)
     except Face3dError as error:
         raise click.ClickException(f"{error.code.value}: {error.message}") from None
     if once:

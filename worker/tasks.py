@@ -65,9 +65,10 @@ def reconstruct_job(self: Any, job_id: str) -> str:
 
 def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False) -> str:
     """Run one job; returns what happened: succeeded, failed, canceled or ignored."""
-    if not _claim(ctx, job_id, worker, redelivered):
-        log.info("job %s: not queued, message ignored", job_id)
-        return "ignored"
+    claim = _claim(ctx, job_id, worker, redelivered)
+    if claim != "claimed":
+        log.info("job %s: %s", job_id, "not queued, message ignored" if claim == "ignored" else claim)
+        return claim
     sf = ctx.session_factory
     try:
         with Heartbeat(sf, job_id, worker, ctx.settings.heartbeat_interval_s) as beat:
@@ -93,28 +94,29 @@ def _fail(ctx: WorkerContext, job_id: str, code: ErrorCode, message: str) -> str
     return "failed"
 
 
-def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> bool:
-    """queued -> running. A redelivered message of a job left running means the previous worker died mid-job."""
+def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> str:
+    """queued -> running: "claimed". A redelivered message of a job left running means the previous worker died
+    mid-job: run it again, or "failed" (worker_lost) after JOB_MAX_ATTEMPTS. Else "ignored"."""
     sf = ctx.session_factory
     if models.mark_running(sf, job_id, worker):
-        return True
+        return "claimed"
     if not redelivered:
-        return False
+        return "ignored"
     try:
         job = models.get_job(sf, job_id)
     except NotFound:
-        return False
+        return "ignored"
     if job.state is not JobState.RUNNING:
-        return False
+        return "ignored"
     if not previous_owner_lost(sf, job, ctx.settings):
         log.info("job %s: redelivered while its worker is alive, message ignored", job_id)
-        return False
+        return "ignored"
     if job.attempts >= ctx.settings.job_max_attempts:
-        models.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
-                           f"the worker stopped during each of {job.attempts} attempts")
-        return False
+        failed = models.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
+                                    f"the worker stopped during each of {job.attempts} attempts")
+        return "failed" if failed else "ignored"      # "failed": the caller sends its webhook
     log.warning("job %s: previous worker lost, running it again", job_id)
-    return models.requeue(sf, job_id) and models.mark_running(sf, job_id, worker)
+    return "claimed" if models.requeue(sf, job_id) and models.mark_running(sf, job_id, worker) else "ignored"
 
 
 def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | None = None) -> dict[str, Any]:

@@ -82,10 +82,12 @@ REFUSED_AT_SUBMIT = {
     "options_not_object": ("face.jpg", FACE.read_bytes, "[1, 2]", (422, "validation_failed")),
     "unknown_option": ("face.jpg", FACE.read_bytes, json.dumps({"shell": "rm -rf /"}), (422, "validation_failed")),
     "bad_option_value": ("face.jpg", FACE.read_bytes, json.dumps({"max_faces": -1}), (422, "validation_failed")),
+    # Pixel limit from the header at submit: over Pillow's own bomb ceiling, and over MAX_PIXELS only.
+    "png_30000x30000": ("bomb.png", png_bomb_header, None, (413, "image_too_large")),
+    "png_5000x5000": ("big.png", lambda: png_bomb_header(5000, 5000), None, (413, "image_too_large")),
 }
 JOBS = {
     "truncated_jpeg": ("cut.jpg", lambda: FACE.read_bytes()[: FACE.stat().st_size // 2], ("failed", "invalid_image")),
-    "png_30000x30000": ("bomb.png", png_bomb_header, ("failed", "image_too_large")),
     "gif_then_jpeg_polyglot": ("poly.gif", lambda: tiny_gif() + FACE.read_bytes(), ("failed", "no_face_detected")),
     "gif_magic_on_jpeg": ("poly.jpg", lambda: b"GIF89a" + FACE.read_bytes(), ("failed", "invalid_image")),
     "png_named_jpg": ("really-a-png.jpg", lambda: (FACES / "a_frontal_astronaut.png").read_bytes(),
@@ -124,10 +126,19 @@ def hostile_stack(tmp_path_factory) -> Iterator:
 
 @pytest.mark.parametrize("case", sorted(REFUSED_AT_SUBMIT))
 def test_refused_at_submit_with_documented_problem(hostile_stack, case):
-    client, _, _ = hostile_stack
+    client, sf, _ = hostile_stack
     name, make, options, (status, code) = REFUSED_AT_SUBMIT[case]
     form = {"options": options} if options is not None else {}
+    jobs_before = _job_count(sf)
     assert_problem(post_photo(client, make(), name=name, **form), status, code)
+    assert _job_count(sf) == jobs_before, "a refused submit must not leave a job behind"
+
+
+def _job_count(sf) -> int:
+    import sqlalchemy as sa
+
+    with sf() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(models.Job))
 
 
 def test_hostile_jobs_end_with_the_right_code_and_the_worker_carries_on(hostile_stack):

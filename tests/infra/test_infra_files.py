@@ -43,7 +43,20 @@ def test_compose_uses_only_known_keys(compose, services):
 
 
 def test_compose_expected_services_exist(services):
-    assert {"api", "worker-cpu", "worker-gpu", "redis", "postgres", "minio", "createbucket", "migrate"} <= set(services)
+    assert {"api", "worker-cpu", "worker-gpu", "sweeper", "redis", "postgres", "minio", "createbucket",
+            "migrate"} <= set(services)
+
+
+def test_cpu_worker_consumes_every_queue_that_has_no_other_consumer(services):
+    """Webhook deliveries and batch items have their own queues; without a consumer they would wait forever."""
+    from worker.celery_app import QUEUES
+
+    consumed = set()
+    for service in services.values():
+        command = service.get("command", [])
+        if command[:2] == ["face3d", "worker"]:
+            consumed |= set(command[command.index("--queues") + 1].split(","))
+    assert consumed == set(QUEUES)
 
 
 def test_long_running_services_have_healthchecks_and_one_shots_do_not_restart(services):
@@ -160,7 +173,7 @@ def test_every_face3d_command_parses_with_the_real_cli(services):
     from shared.cli import main
 
     face3d = [c[1:] for c in container_commands(services) if c[0] == "face3d"]
-    assert {tuple(c[:1]) for c in face3d} == {("worker",), ("db",)}
+    assert {tuple(c[:1]) for c in face3d} == {("worker",), ("db",), ("sweeper",)}
     for args in face3d:
         command, rest = main, list(args)
         while isinstance(command, click.Group):                 # descend to the leaf command, parse, don't run

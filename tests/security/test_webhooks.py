@@ -194,7 +194,7 @@ def worker_stack(postgres_url, redis_url, tmp_path_factory):
            "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_BACKOFF_S": "0.3", "WEBHOOK_TIMEOUT_S": "3"}
     upgrade(postgres_url)
     engine = make_engine(postgres_url)
-    with worker_process(env, folder / "worker.log"):
+    with worker_process(env, folder / "worker.log", queues="cpu,webhooks"):     # retries wait in `webhooks`
         yield load_settings(env), make_session_factory(engine), folder / "worker.log"
     engine.dispose()
 
@@ -268,7 +268,7 @@ def test_cancel_of_a_queued_job_sends_its_webhook_task(make_app, callers, obama_
     job_id = post_photo(client, obama_bytes, headers=callers.a.headers,
                         webhook_url="http://127.0.0.1:9/hook").get_json()["id"]
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=callers.a.headers).get_json()["state"] == "canceled"
-    messages = [json.loads(raw) for raw in queue.lrange("cpu", 0, -1)]
+    messages = [json.loads(raw) for raw in queue.lrange("webhooks", 0, -1)]
     assert [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages] == [
         (WEBHOOK_TASK, [job_id])]
     queue.flushdb()

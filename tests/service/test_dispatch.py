@@ -25,13 +25,35 @@ def test_send_job_routes_by_engine(redis_url, tmp_path):
     client.delete("cpu", "gpu")
 
 
+def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_url, tmp_path):
+    from worker.dispatch import send_batch_jobs
+    from worker.webhooks import WEBHOOK_TASK, enqueue_webhook
+
+    app = make_celery(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    bindings = {q.name: (q.exchange.name, q.exchange.type, q.routing_key) for q in app.conf.task_queues}
+    assert bindings == {name: (name, "direct", name) for name in ("cpu", "gpu", "batch", "webhooks")}
+    client = redis.Redis.from_url(redis_url)
+    client.delete("cpu", "gpu", "batch", "webhooks")
+    send_job(app, "job-gpu", "hrn")
+    send_batch_jobs(app, ["item-1"], "cpu")
+    enqueue_webhook(app, "job-hook", "cpu")
+    landed = {name: [json.loads(raw) for raw in client.lrange(name, 0, -1)] for name in ("cpu", "gpu", "batch",
+                                                                                        "webhooks")}
+    assert {name: [m["headers"]["argsrepr"] for m in messages] for name, messages in landed.items()} == {
+        "cpu": [], "gpu": ["['job-gpu']"], "batch": ["['item-1']"], "webhooks": ["['job-hook']"]}
+    assert landed["webhooks"][0]["headers"]["task"] == WEBHOOK_TASK
+    assert "gpu              exchange=gpu(direct) key=gpu" in app.amqp.queues.format()     # the worker banner
+    client.delete("cpu", "gpu", "batch", "webhooks")
+
+
 def test_celery_config_is_safe_for_long_jobs(tmp_path):
     settings = load_settings({"JOB_TIME_LIMIT_S": "900"}, data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
     conf = make_celery(settings).conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit == 900
     assert conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.accept_content == ["json"] and {q.name for q in conf.task_queues} == {"cpu", "gpu", "batch"}
+    assert conf.accept_content == ["json"]
+    assert {q.name for q in conf.task_queues} == {"cpu", "gpu", "batch", "webhooks"}
     assert conf.broker_transport_options["queue_order_strategy"] == "priority"    # cpu before batch
 
 

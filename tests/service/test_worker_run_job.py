@@ -125,7 +125,7 @@ def test_redelivery_after_lost_worker_runs_again_then_gives_up(ctx, use_engine):
     models.mark_running(sf, second.id, "dead-1")
     models.requeue(sf, second.id)
     models.mark_running(sf, second.id, "dead-2")                                  # attempts == max (2)
-    assert run_job(ctx, second.id, worker="w", redelivered=True) == "ignored"
+    assert run_job(ctx, second.id, worker="w", redelivered=True) == "failed"       # worker_lost: webhook due
     lost = models.get_job(sf, second.id)
     assert (lost.state, lost.error_code) == (JobState.FAILED, "worker_lost")
 

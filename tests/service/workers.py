@@ -20,11 +20,12 @@ FACES = ROOT / ".." / "shared" / "faces"
 
 
 @contextmanager
-def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo") -> Iterator[subprocess.Popen]:
-    """`python -m worker.cli --pool POOL` with ``env`` on top of ours; its log goes to ``log_path``."""
+def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo",
+                   queues: str = "cpu") -> Iterator[subprocess.Popen]:
+    """`python -m worker.cli --queues QUEUES --pool POOL` with ``env`` on top of ours; its log goes to ``log_path``."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "--queues", "cpu", "--pool", pool,
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "--queues", queues, "--pool", pool,
                                     "--loglevel", "info"], cwd=ROOT, env=full_env, stdout=log,
                                    stderr=subprocess.STDOUT)
     try:

@@ -1,0 +1,70 @@
+"""MAX_PIXELS is enforced at submit from the image header alone (413 image_too_large, nothing stored or queued);
+a header Pillow cannot read is still accepted when the sniffer recognised the bytes: the job reports it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.jobs import _require_pixel_limit
+from shared import models
+from shared.errors import ErrorCode, Face3dError
+from tests.api.fakes import RecordingDispatcher, assert_problem, post_photo
+
+OBAMA_PIXELS = 910 * 1137
+
+
+@pytest.fixture
+def small_limit_client(session_factory, local_storage, tmp_path):
+    from api.app import create_app
+    from shared.config import load_settings
+
+    dispatcher = RecordingDispatcher()
+    settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS - 1)}, data_dir=tmp_path / "data")
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, dispatcher=dispatcher,
+                     broker_check=lambda: None)
+    app.testing = True
+    return app.test_client(), dispatcher
+
+
+def test_photo_over_max_pixels_is_refused_at_submit(small_limit_client, obama_bytes, session_factory, local_storage):
+    client, dispatcher = small_limit_client
+    body = assert_problem(post_photo(client, obama_bytes), 413, "image_too_large")
+    assert f"910x1137 = {OBAMA_PIXELS} pixels" in body["detail"] and str(OBAMA_PIXELS - 1) in body["detail"]
+    assert dispatcher.sent == []
+    assert models.list_jobs(session_factory, limit=10)[0] == []
+    assert not [path for path in local_storage.root.rglob("*") if path.is_file()], "nothing may be stored"
+
+
+def test_photo_at_the_limit_is_accepted(session_factory, local_storage, tmp_path, obama_bytes):
+    from api.app import create_app
+    from shared.config import load_settings
+
+    settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS)}, data_dir=tmp_path / "data")
+    app = create_app(settings, session_factory=session_factory, storage=local_storage,
+                     dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+    assert post_photo(app.test_client(), obama_bytes).status_code == 202
+
+
+def test_unreadable_header_is_left_to_the_job(small_limit_client, obama_bytes):
+    """JPEG magic, then garbage: the sniffer accepts it, Pillow cannot read a size, so the job decides (202)."""
+    client, dispatcher = small_limit_client
+    response = post_photo(client, b"\xff\xd8\xff" + bytes(range(256)) * 4, name="garbage.jpg")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert dispatcher.sent == [(response.get_json()["id"], "cpu")]
+
+
+def test_header_read_does_not_decode_the_photo(faces_dir: Path, monkeypatch):
+    """The 12.6 MP photo is checked from its header alone: decoding pixels at submit would make the API slow."""
+    from PIL import Image, ImageFile
+
+    def refuse_decode(self, *args, **kwargs):
+        raise AssertionError("the submit check decoded pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse_decode)
+    monkeypatch.setattr(Image.Image, "load", refuse_decode)
+    data = (faces_dir / "g_large_4352px.jpg").read_bytes()
+    _require_pixel_limit(data, 50_000_000)
+    with pytest.raises(Face3dError) as caught:
+        _require_pixel_limit(data, 4352 * 2903 - 1)
+    assert caught.value.code is ErrorCode.IMAGE_TOO_LARGE
