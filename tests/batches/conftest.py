@@ -42,20 +42,11 @@ def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factor
 @pytest.fixture(scope="module")
 def worker(stack_env: dict[str, str], tmp_path_factory) -> Iterator[subprocess.Popen]:
     """`face3d worker -Q cpu,batch`: interactive queue first, as `face3d serve` runs it."""
-    from api.serve import _face3d
+    from tests.service.workers import worker_process
 
     log = tmp_path_factory.mktemp("batch-worker") / "worker.log"
-    command = [*_face3d(), "worker", "--queues", "cpu,batch", "--concurrency", "2", "--loglevel", "warning"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=stack_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    process.log_path = log  # type: ignore[attr-defined]
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with worker_process(stack_env, log, pool="prefork", queues="cpu,batch", concurrency=2, loglevel="warning") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

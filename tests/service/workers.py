@@ -20,14 +20,17 @@ FACES = ROOT / ".." / "shared" / "faces"
 
 
 @contextmanager
-def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo",
-                   queues: str = "cpu") -> Iterator[subprocess.Popen]:
+def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo", queues: str = "cpu",
+                   concurrency: int | None = None, loglevel: str = "info") -> Iterator[subprocess.Popen]:
     """`python -m worker.cli --queues QUEUES --pool POOL` with ``env`` on top of ours; its log goes to ``log_path``."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    command = [sys.executable, "-m", "worker.cli", "--queues", queues, "--pool", pool, "--loglevel", loglevel]
+    if concurrency:
+        command += ["--concurrency", str(concurrency)]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "--queues", queues, "--pool", pool,
-                                    "--loglevel", "info"], cwd=ROOT, env=full_env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    process.log_path = log_path  # type: ignore[attr-defined]
     try:
         yield process
     finally:

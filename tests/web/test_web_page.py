@@ -98,17 +98,13 @@ def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def worker(stack_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
+    from tests.service.workers import worker_process
+
     log = tmp_path_factory.mktemp("web-worker") / "worker.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(worker_command(1), env=stack_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    command = worker_command(1)                     # the queues `face3d serve` runs
+    queues = command[command.index("--queues") + 1]
+    with worker_process(stack_env, log, pool="prefork", queues=queues, concurrency=1) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
