@@ -178,7 +178,9 @@ def parse_options(form: Any) -> JobOptions:
             raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
         if not isinstance(raw, dict):
             raise Face3dError("options must be a JSON object", ErrorCode.VALIDATION_FAILED)
-    unknown = sorted(set(form.keys()) - set(JobOptions.model_fields) - {"options", "image_url"})
+    # A multipart part whose name cannot be parsed (e.g. it holds a NUL) comes back named None.
+    unknown = sorted(key or "(unnamed)" for key in set(form.keys()) - set(JobOptions.model_fields)
+                     - {"options", "image_url"})
     if unknown:
         raise Face3dError(f"unknown form field(s): {', '.join(unknown)}", ErrorCode.VALIDATION_FAILED)
     raw.update({key: form[key] for key in JobOptions.model_fields if form.get(key) not in (None, "")})

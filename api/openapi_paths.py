@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.models import MAX_PAGE
 from shared.states import JobState
 
 REF = "#/components/schemas/{model}"
@@ -110,6 +111,18 @@ _JOB_ID = _path_param("job_id", "Job id")
 _BATCH_ID = _path_param("batch_id", "Batch id")
 
 
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter the API reads as absent when it is sent empty (``?limit=``)."""
+    return {"anyOf": [schema, {"const": ""}]}
+
+
+def _page_parameters(max_limit: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "limit", "in": "query", "description": "Page size (empty: 50).",
+         "schema": _or_empty({"type": "integer", "minimum": 1, "maximum": max_limit, "default": 50})},
+        {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor of the previous page"}]
+
+
 def paths() -> dict[str, Any]:
     return {**_job_paths(), **_batch_paths(), **_public_paths()}
 
@@ -159,11 +172,10 @@ def _submit_job() -> dict[str, Any]:
 def _list_jobs() -> dict[str, Any]:
     return _operation(
         "listJobs", "List jobs, newest first", "jobs", {"200": _json("JobList", "A page of jobs", "Link")},
-        problems=(422,), parameters=[
-            {"name": "state", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobState]}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
-                                                         "default": 50}},
-            {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor of the previous page"}])
+        problems=(400, 422), parameters=[
+            {"name": "state", "in": "query", "description": "Only jobs in this state (empty: any state).",
+             "schema": _or_empty({"type": "string", "enum": [s.value for s in JobState]})},
+            *_page_parameters(max_limit=100)])
 
 
 def _batch_paths() -> dict[str, Any]:
@@ -195,10 +207,7 @@ def _list_batches() -> dict[str, Any]:
     return _operation(
         "listBatches", "List batches, newest first", "batches",
         {"200": _json("BatchList", "A page of batches", "Link")},
-        problems=(422,), parameters=[
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
-                                                         "default": 50}},
-            {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor of the previous page"}])
+        problems=(400, 422), parameters=_page_parameters(max_limit=MAX_PAGE))
 
 
 def _batch_results() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -137,14 +137,34 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(description="database / broker / storage -> 'ok' or the failure reason.")
 
 
+def _form_field(extra: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
+    """JSON-schema fixer for an optional multipart field: a form part is either sent (as text or a file) or left
+    out; there is no null in multipart/form-data, so the schema is the non-null branch, without a default."""
+
+    def fix(schema: dict[str, Any]) -> None:
+        branches = [branch for branch in schema.pop("anyOf", []) if branch.get("type") != "null"]
+        schema.update(branches[0] if branches else {})
+        schema.pop("default", None)
+        schema.update(extra or {})
+
+    return fix
+
+
+_IMAGE_PART = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
+
+
 class SubmitForm(BaseModel):
     """multipart/form-data body of POST /v1/jobs (documentation only: the API reads the form directly). Send exactly
     one of ``image`` and ``image_url``; JobOptions fields may also be sent as form fields of their own."""
 
-    image: bytes | None = Field(None, json_schema_extra={"format": "binary", "contentMediaType": "image/*"},
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["image"]}, {"required": ["image_url"]}]})
+
+    image: bytes | None = Field(None, json_schema_extra=_form_field(_IMAGE_PART),
                                 description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
-    image_url: str | None = Field(None, max_length=2048, description="http(s) URL of the photo, instead of image.")
-    options: str | None = Field(None, description="JSON object of JobOptions; the fields may also be sent one by one.")
+    image_url: str | None = Field(None, max_length=2048, json_schema_extra=_form_field(),
+                                  description="http(s) URL of the photo, instead of image.")
+    options: str | None = Field(None, json_schema_extra=_form_field(),
+                                description="JSON object of JobOptions; the fields may also be sent one by one.")
 
 
 class UrlSubmission(BaseModel):
@@ -171,15 +191,17 @@ class BatchArchiveForm(BaseModel):
 
     archive: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "application/zip"},
                            description="Zip archive of photos, at most MAX_ARCHIVE_BYTES.")
-    options: str | None = Field(None, description="JSON object of JobOptions, shared by every item.")
-    name: str | None = Field(None, max_length=255)
+    options: str | None = Field(None, json_schema_extra=_form_field(),
+                                description="JSON object of JobOptions, shared by every item.")
+    name: str | None = Field(None, max_length=255, json_schema_extra=_form_field())
 
 
 class BatchItemForm(BaseModel):
     """multipart/form-data body of POST /v1/batches/{batch_id}/items (documentation only)."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "image/*"})
-    name: str | None = Field(None, description="Item name, unique in the batch (default: the file name).")
+    image: bytes = Field(json_schema_extra=_IMAGE_PART)
+    name: str | None = Field(None, json_schema_extra=_form_field(),
+                             description="Item name, unique in the batch (default: the file name).")
 
 
 class BatchItemAdded(BaseModel):
