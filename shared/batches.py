@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
-from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from shared.models import (MAX_PAGE, JSONType, Job, SessionFactory, UTCDateTime, decode_cursor, encode_cursor,
-                           mark_failed, mark_running, mark_succeeded, utcnow)
+from shared.errors import Conflict, ErrorCode, NotFound
+from shared.models import (JSONType, Job, SessionFactory, UTCDateTime, keyset_page, mark_failed, mark_running,
+                           mark_succeeded, utcnow)
 from shared.states import TERMINAL_STATES, JobState
 
 MAX_NAME = 255
@@ -198,19 +198,10 @@ def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> b
 def list_batches(sf: SessionFactory, *, owner_id: str | None = None, cursor: str | None = None,
                  limit: int = 50) -> tuple[list[Batch], str | None]:
     """Newest first, keyset-paginated on (created_at, id) like models.list_jobs; ``owner_id``: that key's only."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
-    query = sa.select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
+    query = sa.select(Batch)
     if owner_id is not None:
         query = query.where(Batch.owner_id == owner_id)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(sa.or_(Batch.created_at < created_at,
-                                   sa.and_(Batch.created_at == created_at, Batch.id < last_id)))
-    with sf() as session:
-        rows = list(session.scalars(query))
-    page = rows[:limit]
-    return page, encode_cursor(page[-1]) if len(rows) > limit else None
+    return keyset_page(sf, Batch, query, cursor=cursor, limit=limit)
 
 
 def batch_progress(sf: SessionFactory, batch: Batch) -> BatchProgress:

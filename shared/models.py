@@ -189,22 +189,28 @@ def list_jobs(sf: SessionFactory, *, state: JobState | str | None = None, cursor
               limit: int = 50, owner_id: str | None = None) -> tuple[list[Job], str | None]:
     """Newest first, keyset-paginated on (created_at, id). Returns (page, cursor of the next page or None).
     ``owner_id``: only that API key's jobs (None: everybody's)."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
-    query = sa.select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    query = sa.select(Job)
     if state is not None:
         query = query.where(Job.state == _parse_state(state))
     if owner_id is not None:
         query = query.where(Job.owner_id == owner_id)
+    return keyset_page(sf, Job, query, cursor=cursor, limit=limit)
+
+
+def keyset_page(sf: SessionFactory, model: Any, query: Any, *, cursor: str | None,
+                limit: int) -> tuple[list[Any], str | None]:
+    """One page of ``query`` newest first on (created_at, id) of ``model``, and the cursor of the next page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
+    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     if cursor:
         created_at, last_id = decode_cursor(cursor)
-        query = query.where(sa.or_(Job.created_at < created_at,
-                                   sa.and_(Job.created_at == created_at, Job.id < last_id)))
+        query = query.where(sa.or_(model.created_at < created_at,
+                                   sa.and_(model.created_at == created_at, model.id < last_id)))
     with sf() as session:
         rows = list(session.scalars(query))
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return page, next_cursor
+    return page, encode_cursor(page[-1]) if len(rows) > limit else None
 
 
 def _parse_state(state: JobState | str) -> JobState:

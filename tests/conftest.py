@@ -107,16 +107,23 @@ def _session_factories() -> Iterator[dict]:
 @pytest.fixture
 def session_factory(db_url: str, _session_factories: dict):
     """A session factory on emptied tables (the schema is migrated once per session): no test sees another's rows."""
-    from shared.db import Base, import_models, make_engine, make_session_factory
+    from shared.db import make_engine, make_session_factory
 
     if db_url not in _session_factories:
         _session_factories[db_url] = make_session_factory(make_engine(db_url))
     factory = _session_factories[db_url]
+    empty_tables(factory)
+    return factory
+
+
+def empty_tables(factory) -> None:
+    """Delete every row of every table, children before parents (foreign keys); the schema stays."""
+    from shared.db import Base, import_models
+
     import_models()
     with factory.begin() as session:
-        for table in reversed(Base.metadata.sorted_tables):     # children before parents (foreign keys)
+        for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())
-    return factory
 
 
 # ---------------------------------------------------------------- redis

@@ -21,10 +21,14 @@ FAST = {"video": False, "texture_size": 256}
 
 @pytest.fixture(scope="module")
 def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.db import upgrade
+    from shared.db import make_engine, make_session_factory, upgrade
     from shared.storage import make_s3_client
+    from tests.conftest import empty_tables
 
     upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    empty_tables(make_session_factory(engine))   # earlier tests' succeeded jobs would be reused by content
+    engine.dispose()
     broker_url = redis_url_with_offset(1)       # no other test's worker may take these jobs
     redis.Redis.from_url(broker_url).flushdb()
     client = make_s3_client(s3_server, "us-east-1")
