@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-gpu clean
+.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,9 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -ra -q -m "not e2e and not slow"
 
-bench: bench-engine bench-api bench-queue
+COUNT  ?= 200
+
+bench: bench-engine bench-api bench-queue bench-batch
 
 bench-engine: install
 	$(BIN)/python bench/bench_engine.py
@@ -36,6 +38,9 @@ bench-api: install
 
 bench-queue: install
 	$(BIN)/python bench/bench_queue.py
+
+bench-batch: install   # COUNT=1000 for the full run (about 15 min on 2 cores)
+	$(BIN)/python bench/bench_batch.py --count $(COUNT)
 
 bench-gpu: install
 	$(BIN)/python bench/bench_gpu.py
