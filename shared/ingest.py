@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterator
 from shared.errors import ErrorCode, Face3dError
 
 POLL_S = 1.0
+MIN_POLL_S = 0.1
+RESULTS_GROWTH = 0.1            # read the results once 10 % more items finished than lines are written ...
+RESULTS_MAX_WAIT_S = 10.0       # ... or this long after the last read, whichever comes first
 UPLOAD_ATTEMPTS = 5
 RETRY_STATUSES = (429, 502, 503, 504)
 
@@ -127,6 +130,10 @@ class IngestState:
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path)
+        # WAL without a sync per commit: a commit survives a crash of this process; losing the last ones to a power
+        # cut only makes a rerun send those names again, which the server answers with the jobs it has.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY, job_id TEXT NOT NULL)")
         self.db.commit()
@@ -291,27 +298,48 @@ class Ingest:
         """Poll the batch; when more items finished than we have lines for, fetch the finished ones' lines."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         bar = self._bar(report.total, len(results.lines), "done")
+        last_read = float("-inf")
         while len(results.lines) < report.total:
             batch = self.client.get_batch(report.batch_id)
             local_failures = sum(1 for line in results.lines.values() if line.get("job_id") is None)
-            if batch["done"] + local_failures > len(results.lines):
-                for line in self.client.batch_results(report.batch_id, state="terminal"):
-                    if line["name"] not in results.lines:
-                        results.write(line)
-                        report.written += 1
-                        bar.update(1)
-            elif deadline is not None and time.monotonic() > deadline:
+            unwritten = batch["done"] + local_failures - len(results.lines)
+            timed_out = deadline is not None and time.monotonic() > deadline
+            stale = time.monotonic() - last_read >= RESULTS_MAX_WAIT_S
+            if unwritten > 0 and (timed_out or stale or _enough_new(unwritten, len(results.lines), report.total)):
+                self._write_results(results, report, bar)
+                last_read = time.monotonic()
+            elif timed_out:
                 raise Face3dError(f"batch {report.batch_id}: {report.total - len(results.lines)} item(s) still "
                                   f"unfinished after {timeout_s:.0f} s; rerun to continue", ErrorCode.TIMEOUT)
             else:
-                time.sleep(self.poll_s)
+                time.sleep(_poll_delay(self.poll_s, batch.get("eta_s")))
         bar.close()
+
+    def _write_results(self, results: ResultsFile, report: IngestReport, bar: Any) -> None:
+        for line in self.client.batch_results(report.batch_id, state="terminal"):
+            if line["name"] not in results.lines:
+                results.write(line)
+                report.written += 1
+                bar.update(1)
 
     def _bar(self, total: int, initial: int, what: str) -> Any:
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, desc=what, unit="photo", disable=not self.show_progress,
                     dynamic_ncols=True)
+
+
+def _poll_delay(poll_s: float, eta_s: float | None) -> float:
+    """The poll interval, shortened when the server expects the batch to finish sooner (so the end is noticed
+    soon after it happens, not up to a whole interval later)."""
+    return poll_s if eta_s is None else min(poll_s, max(MIN_POLL_S, eta_s))
+
+
+def _enough_new(unwritten: int, written: int, total: int) -> bool:
+    """Each read of the results returns every finished line again: reading at each poll would cost the server
+    O(n) per poll, O(n²) per batch. So read when the unwritten lines are RESULTS_GROWTH of the written ones (or
+    the rest of the batch), which keeps the total O(n)."""
+    return unwritten >= min(max(1, int(written * RESULTS_GROWTH)), total - written)
 
 
 def _read(item: SourceItem) -> bytes:

@@ -263,6 +263,19 @@ def mark_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) 
     return _transition(sf, job_id, [JobState.RUNNING], stage=stage[:64], progress=min(max(progress, 0.0), 1.0))
 
 
+def report_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) -> bool | None:
+    """mark_progress and is_cancel_requested in one round trip (the worker calls it at every stage).
+    None: the job is no longer running; else whether a cancel was requested."""
+    statement = (
+        sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(updated_at=utcnow(), stage=stage[:64], progress=min(max(progress, 0.0), 1.0))
+        .returning(Job.cancel_requested).execution_options(synchronize_session=False)
+    )
+    with sf.begin() as session:
+        flag = session.execute(statement).scalar_one_or_none()
+    return None if flag is None else bool(flag)
+
+
 def mark_succeeded(sf: SessionFactory, job_id: str, result: dict[str, Any]) -> bool:
     return _transition(sf, job_id, [JobState.RUNNING], state=JobState.SUCCEEDED, result=result, stage="done",
                        progress=1.0, finished_at=utcnow())

@@ -188,8 +188,9 @@ class ProgressReporter:
     def __call__(self, stage: str, fraction: float | None = None) -> None:
         # Without a fraction, creep towards 0.95 so the value only ever grows.
         self.progress = fraction if fraction is not None else self.progress + (0.95 - self.progress) * 0.3
-        if (self.lost is not None and self.lost.is_set()) or not models.mark_progress(
-                self.sf, self.job_id, stage, self.progress):
+        canceled = None if self.lost is not None and self.lost.is_set() else models.report_progress(
+            self.sf, self.job_id, stage, self.progress)
+        if canceled is None:
             raise OwnershipLost(f"job {self.job_id} is no longer running under this worker")
-        if models.is_cancel_requested(self.sf, self.job_id):
+        if canceled:
             raise JobCanceled(f"job {self.job_id} was canceled")

@@ -1,9 +1,11 @@
 """Storage in a local folder: the embedded default. Downloads are streamed by the API (url_for returns None)."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +32,19 @@ class LocalStorage:
             raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        self.put_bytes(key, Path(path).read_bytes(), content_type)
+        """Hard-links ``path`` in when it is on the same file system (the worker's artifacts: no copy, and the
+        caller deletes its own name right after), else copies it. Then renames, so a reader never sees half a file."""
+        source, target = Path(path), self._path(key)
+        if not source.is_file():
+            raise FileNotFoundError(f"no file {source} to store")     # the caller's mistake, not the storage's
+        staged = target.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(source, staged)
+            os.replace(staged, target)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
 
     def get_bytes(self, key: str) -> bytes:
         with self.open_stream(key) as handle:
@@ -82,3 +96,15 @@ class LocalStorage:
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
+
+
+_CANNOT_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_LINK:
+            raise
+        shutil.copyfile(source, target)
