@@ -92,7 +92,7 @@ def find_embedded_broker(data_dir: str | Path) -> str | None:
     if not url_file.is_file():
         return None
     url = url_file.read_text().strip()
-    return url if _answers(url) else None
+    return url if broker_answers(url) else None
 
 
 @contextlib.contextmanager
@@ -144,15 +144,16 @@ def _wait_ready(broker: EmbeddedBroker, folder: Path) -> None:
     while time.monotonic() < deadline:
         if broker.process is not None and broker.process.poll() is not None:
             break
-        if _answers(broker.url):
+        if broker_answers(broker.url):
             return
         time.sleep(0.05)
     log = (folder / "server.log").read_text(errors="replace")[-2000:] if (folder / "server.log").exists() else ""
     raise Face3dError(f"embedded broker did not start: {log.strip() or 'no log'}", ErrorCode.BROKER_UNAVAILABLE)
 
 
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+def broker_answers(url: str, timeout_s: float = 0.5) -> bool:
+    """True when a Redis-protocol server at ``url`` answers PING within ``timeout_s``."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import redis
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,13 +53,9 @@ class PrivateBroker:
         self.start()
 
     def _answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.3, socket_timeout=0.3)
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        from worker.embedded import broker_answers
+
+        return broker_answers(self.url, timeout_s=0.3)
 
 
 class S3Server:
