@@ -2,15 +2,15 @@
 
 With AUTH_MODE=on every request outside the public endpoints needs an active key. Each row a key creates carries its
 id as ``owner_id``; another key gets 404 for it (not 403: it must not learn the id exists); an admin key sees all.
-Handlers use `current_owner()` for new rows, and `ensure_visible(row)` / `scope_query(query, Model)` for reads, so
-any resource with an ``owner_id`` column (jobs, batches) is scoped the same way.
+Handlers use `current_owner()` for new rows, and `visible_owner()` / `ensure_visible(row)` for reads, so any resource
+with an ``owner_id`` column (jobs, batches) is scoped the same way.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
@@ -26,7 +26,6 @@ PUBLIC_ENDPOINTS = frozenset({"openapi", "index", "static"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BATCH_ITEM_ENDPOINT = "batches.add_item"
 EXTENSION = "face3d_auth"
-Query = TypeVar("Query")
 AUTH_OFF_WARNING = ("*** AUTH_MODE=off: the face3d API is open to anyone who can reach it (no API keys, no "
                     "per-key rate limits). Set AUTH_MODE=on and create keys with `face3d keys create` before "
                     "exposing it. ***")
@@ -192,12 +191,6 @@ def ensure_visible(row: Any, what: str) -> Any:
     if not can_see(row):
         raise NotFound(f"{what} not found")
     return row
-
-
-def scope_query(query: Query, model: Any) -> Query:
-    """Limit a SQLAlchemy select to the rows the caller may see."""
-    owner = visible_owner()
-    return query if owner is None else query.where(model.owner_id == owner)
 
 
 def scoped_idempotency_key(client_key: str | None) -> str | None:

@@ -160,7 +160,7 @@ def _send_webhook(svc: Services, job: Any) -> None:
     if job.webhook_url and svc.celery_app is not None:
         from worker.webhooks import enqueue_webhook
 
-        enqueue_webhook(svc.celery_app, job.id, job.engine)
+        enqueue_webhook(svc.celery_app, job.id)
 
 
 # ---------------------------------------------------------------- request parsing

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 API_THREADS = 8
-SAMPLE_PHOTO = "../shared/faces/a_frontal_obama.jpg"
 
 
 class _Stop(Exception):
@@ -57,7 +56,7 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
         url = f"http://{host}:{port}"
         _wait_until_healthy(url, (api, worker))
         click.echo(f"face3d is running at {url}  (data: {settings.data_dir}; Ctrl-C stops it)")
-        click.echo(f"try:  curl -F image=@{SAMPLE_PHOTO} {url}/v1/jobs")
+        click.echo(f"try:  curl -F image=@photo.jpg {url}/v1/jobs")
         try:
             _supervise((api, worker, sweeper))
         except (KeyboardInterrupt, _Stop):

@@ -74,9 +74,6 @@ class Face3dError(Exception):
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
 
-    def to_dict(self) -> dict[str, object]:
-        return {"code": self.code.value, "message": self.message}
-
 
 class InputError(Face3dError):
     """The photo itself is unusable (decode failure, too many pixels, ...). Never retried."""

@@ -259,13 +259,9 @@ def mark_running(sf: SessionFactory, job_id: str, worker: str) -> bool:
                        started_at=utcnow(), worker=worker[:255], stage="started", progress=0.0)
 
 
-def mark_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) -> bool:
-    return _transition(sf, job_id, [JobState.RUNNING], stage=stage[:64], progress=min(max(progress, 0.0), 1.0))
-
-
 def report_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) -> bool | None:
-    """mark_progress and is_cancel_requested in one round trip (the worker calls it at every stage).
-    None: the job is no longer running; else whether a cancel was requested."""
+    """Record a running job's stage and progress, and read its cancel flag, in one round trip (the worker calls it
+    at every stage). None: the job is no longer running; else whether a cancel was requested."""
     statement = (
         sa.update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING)
         .values(updated_at=utcnow(), stage=stage[:64], progress=min(max(progress, 0.0), 1.0))
@@ -312,12 +308,6 @@ def cancel_job(sf: SessionFactory, job_id: str) -> Job:
         if not flagged:
             raise Conflict(f"job {job_id} is already {job.state.value}")
         return job
-
-
-def is_cancel_requested(sf: SessionFactory, job_id: str) -> bool:
-    with sf() as session:
-        flag = session.scalar(sa.select(Job.cancel_requested).where(Job.id == job_id))
-    return bool(flag)
 
 
 # ---------------------------------------------------------------- liveness (heartbeat + sweeper)

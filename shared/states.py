@@ -15,9 +15,6 @@ class JobState(str, enum.Enum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-    def can_move_to(self, target: "JobState") -> bool:
-        return target in ALLOWED_TRANSITIONS[self]
-
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 

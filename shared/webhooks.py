@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import time
 from dataclasses import dataclass
@@ -88,12 +87,6 @@ def signed_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None 
 
 
 # ---------------------------------------------------------------- SSRF rules
-
-
-def is_public_address(address: str) -> bool:
-    """True only for addresses a webhook may go to (shared.netguard's rules, tunnelled IPv4 forms unwrapped)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return netguard.address_refusal(ip, netguard.FetchPolicy(max_bytes=0)) is None
 
 
 def check_webhook_url(url: str, *, allow_private: bool) -> netguard.Target:

@@ -18,6 +18,7 @@ from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.states import JobState
 from shared.storage import input_key, make_s3_client
 from worker.celery_app import BATCH_TASK_NAME
+from worker.heartbeat import worker_identity
 from worker.tasks import WorkerContext, _app_settings, context_for, run_job, with_storage_retries
 from worker.webhooks import notify_finished
 
@@ -27,21 +28,13 @@ log = logging.getLogger(__name__)
 @shared_task(name=BATCH_TASK_NAME, bind=True, acks_late=True)
 def batch_item(self: Any, job_id: str) -> str:
     ctx = context_for(_app_settings(self.app))
-    worker = _identity(self.request.hostname or "worker")
+    worker = worker_identity(self.request.hostname or "worker")
     outcome = prepare_item(ctx, job_id, worker)
     if outcome is None:
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         outcome = run_job(ctx, job_id, worker=worker, redelivered=redelivered)
     notify_finished(self.app, ctx, job_id, "succeeded" if outcome == "reused" else outcome)
     return outcome
-
-
-def _identity(hostname: str) -> str:
-    try:
-        from worker.heartbeat import worker_identity
-    except ImportError:         # before the heartbeat feature lands
-        return hostname
-    return worker_identity(hostname)
 
 
 def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:

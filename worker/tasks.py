@@ -1,4 +1,4 @@
-"""The one Celery task: run a queued job. Thin: database verbs, storage and shared.pipeline do the work.
+"""The job task: run a queued job. Thin: database verbs, storage and shared.pipeline do the work.
 
 Every outcome ends in a database verb that only moves a job from the state this worker expects, so a redelivered
 message of a finished job, or a job canceled or deleted meanwhile, changes nothing.

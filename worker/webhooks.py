@@ -17,7 +17,6 @@ from shared.webhooks import attempt_delivery, backoff_s
 from worker.celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK_NAME
 
 log = logging.getLogger(__name__)
-WEBHOOK_TASK = WEBHOOK_TASK_NAME
 FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -33,10 +32,9 @@ def notify_finished(app: Celery, ctx: Any, job_id: str, outcome: str) -> None:
         log.exception("job %s: webhook delivery could not be started", job_id)
 
 
-def enqueue_webhook(app: Celery, job_id: str, engine: str | None = None, attempt: int = 1,
-                    countdown: float = 0) -> None:
-    """Send the delivery task to the ``webhooks`` queue. ``engine`` is accepted for older callers and unused."""
-    app.send_task(WEBHOOK_TASK, args=[job_id], kwargs={"attempt": attempt}, queue=WEBHOOK_QUEUE,
+def enqueue_webhook(app: Celery, job_id: str, attempt: int = 1, countdown: float = 0) -> None:
+    """Send the delivery task to the ``webhooks`` queue."""
+    app.send_task(WEBHOOK_TASK_NAME, args=[job_id], kwargs={"attempt": attempt}, queue=WEBHOOK_QUEUE,
                   routing_key=WEBHOOK_QUEUE, countdown=countdown or None)
 
 
@@ -50,7 +48,7 @@ def announce_finished(app: Celery, job_ids: list[str]) -> None:
             log.warning("job %s: webhook could not be queued: %s", job_id, exc)
 
 
-@shared_task(name=WEBHOOK_TASK, bind=True, acks_late=True, ignore_result=True)
+@shared_task(name=WEBHOOK_TASK_NAME, bind=True, acks_late=True, ignore_result=True)
 def deliver_webhook(self: Any, job_id: str, attempt: int = 1) -> str:
     from worker.tasks import _app_settings, context_for
 

@@ -50,15 +50,6 @@ class LocalStorage:
         with self.open_stream(key) as handle:
             return handle.read()
 
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def size(self, key: str) -> int:
-        try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError:
-            raise NotFound(f"no stored object {key}") from None
-
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key starting with ``prefix``; returns how many files went."""
         folder, _, stem = prefix.rpartition("/")

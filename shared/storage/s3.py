@@ -56,16 +56,6 @@ class S3Storage:
     def get_bytes(self, key: str) -> bytes:
         return self.open_stream(key).read()
 
-    def exists(self, key: str) -> bool:
-        try:
-            self._call(key, "head_object", Key=self._key(key))
-        except NotFound:
-            return False
-        return True
-
-    def size(self, key: str) -> int:
-        return int(self._call(key, "head_object", Key=self._key(key))["ContentLength"])
-
     def delete_prefix(self, prefix: str) -> int:
         removed = 0
         paginator = self.client.get_paginator("list_objects_v2")

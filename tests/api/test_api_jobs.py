@@ -4,10 +4,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from shared import models
-from shared.errors import ErrorCode, Face3dError
+from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.storage import job_prefix
 from tests.api.fakes import assert_problem, finish_job, post_photo
 
@@ -73,7 +74,7 @@ def test_cancel_running_job_flags_it_for_the_worker(client, obama_bytes, session
     assert models.mark_running(session_factory, job_id, "w1")
     body = client.post(f"/v1/jobs/{job_id}/cancel").get_json()
     assert body["state"] == "running" and body["cancel_requested"] is True
-    assert models.is_cancel_requested(session_factory, job_id)
+    assert models.get_job(session_factory, job_id).cancel_requested
     assert models.mark_canceled(session_factory, job_id)      # what the worker does at its next stage
     assert client.get(f"/v1/jobs/{job_id}").get_json()["state"] == "canceled"
 
@@ -84,8 +85,9 @@ def test_delete_removes_row_and_files(client, obama_bytes, session_factory, stor
     input_key = models.get_job(session_factory, job_id).input_key
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
     assert_problem(client.get(f"/v1/jobs/{job_id}"), 404, "not_found")
-    assert not storage.exists(input_key)
-    assert not storage.exists(f"{job_prefix(job_id)}output/face_0.obj")
+    for key in (input_key, f"{job_prefix(job_id)}output/face_0.obj"):
+        with pytest.raises(NotFound):
+            storage.get_bytes(key)
 
 
 def test_delete_queued_cancels_it_and_running_is_409(client, obama_bytes, session_factory):

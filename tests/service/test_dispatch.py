@@ -27,7 +27,8 @@ def test_send_job_routes_by_engine(redis_url, tmp_path):
 
 def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_url, tmp_path):
     from worker.dispatch import send_batch_jobs
-    from worker.webhooks import WEBHOOK_TASK, enqueue_webhook
+    from worker.celery_app import WEBHOOK_TASK_NAME
+    from worker.webhooks import enqueue_webhook
 
     app = make_celery(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
     bindings = {q.name: (q.exchange.name, q.exchange.type, q.routing_key) for q in app.conf.task_queues}
@@ -36,12 +37,12 @@ def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_ur
     client.delete("cpu", "gpu", "batch", "webhooks")
     send_job(app, "job-gpu", "hrn")
     send_batch_jobs(app, ["item-1"], "cpu")
-    enqueue_webhook(app, "job-hook", "cpu")
+    enqueue_webhook(app, "job-hook")
     landed = {name: [json.loads(raw) for raw in client.lrange(name, 0, -1)] for name in ("cpu", "gpu", "batch",
                                                                                         "webhooks")}
     assert {name: [m["headers"]["argsrepr"] for m in messages] for name, messages in landed.items()} == {
         "cpu": [], "gpu": ["['job-gpu']"], "batch": ["['item-1']"], "webhooks": ["['job-hook']"]}
-    assert landed["webhooks"][0]["headers"]["task"] == WEBHOOK_TASK
+    assert landed["webhooks"][0]["headers"]["task"] == WEBHOOK_TASK_NAME
     assert "gpu              exchange=gpu(direct) key=gpu" in app.amqp.queues.format()     # the worker banner
     client.delete("cpu", "gpu", "batch", "webhooks")
 

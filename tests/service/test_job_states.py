@@ -45,7 +45,7 @@ def test_happy_path_queued_running_succeeded(session_factory):
     sf = session_factory
     job = new_job(sf)
     assert models.mark_running(sf, job.id, "worker-1")
-    assert models.mark_progress(sf, job.id, "detect", 0.3)
+    assert models.report_progress(sf, job.id, "detect", 0.3) is False       # recorded; no cancel asked
     mid = models.get_job(sf, job.id)
     assert (mid.state, mid.stage, mid.progress, mid.attempts, mid.worker) == (JobState.RUNNING, "detect", 0.3, 1,
                                                                               "worker-1")
@@ -69,7 +69,7 @@ def test_mark_failed_from_queued_and_running(session_factory):
 def test_queued_job_refuses_progress_and_success(session_factory):
     sf = session_factory
     job = new_job(sf)
-    assert not models.mark_progress(sf, job.id, "detect", 0.5)
+    assert models.report_progress(sf, job.id, "detect", 0.5) is None        # not running: nothing recorded
     assert not models.mark_succeeded(sf, job.id, {})
     assert not models.requeue(sf, job.id)
     assert state_of(sf, job.id) is JobState.QUEUED
@@ -85,7 +85,7 @@ def test_terminal_jobs_never_move(session_factory, finish):
     before = models.get_job(sf, job.id)
     assert before.state.value == finish
     assert not models.mark_running(sf, job.id, "w2")       # a redelivered message does nothing
-    assert not models.mark_progress(sf, job.id, "x", 0.9)
+    assert models.report_progress(sf, job.id, "x", 0.9) is None
     assert not models.mark_succeeded(sf, job.id, {"faces": [1]})
     assert not models.mark_failed(sf, job.id, ErrorCode.TIMEOUT, "late")
     assert not models.mark_canceled(sf, job.id)
@@ -162,10 +162,12 @@ def test_cancel_queued_job_is_immediate(session_factory):
 def test_cancel_running_job_sets_flag_then_worker_cancels(session_factory):
     sf = session_factory
     job = running_job(sf)
-    assert not models.is_cancel_requested(sf, job.id)
+    assert not models.get_job(sf, job.id).cancel_requested
+    assert models.report_progress(sf, job.id, "detect", 0.2) is False
     flagged = models.cancel_job(sf, job.id)
     assert flagged.state is JobState.RUNNING and flagged.cancel_requested
-    assert models.is_cancel_requested(sf, job.id)
+    assert models.get_job(sf, job.id).cancel_requested
+    assert models.report_progress(sf, job.id, "detect", 0.4) is True      # what the worker reads at each stage
     assert models.mark_canceled(sf, job.id)
     assert state_of(sf, job.id) is JobState.CANCELED
 
