@@ -15,9 +15,10 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 
 from api.problems import problem_response
-from shared import auth as keys
+from shared import jobs, keys
 from shared.config import ConfigError, Settings
 from shared.errors import ErrorCode, Face3dError, NotFound
+from shared.models import ApiKey
 from shared.ratelimit import Decision, Limit, Limiter, make_limiter
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _authenticate_and_limit() -> None:
     _check_rate(state, key)
 
 
-def _authenticate() -> keys.ApiKey:
+def _authenticate() -> ApiKey:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("missing API key: send the header 'Authorization: Bearer <key>'", invalid_token=False)
@@ -128,7 +129,7 @@ def _authenticate() -> keys.ApiKey:
     return key
 
 
-def _check_rate(state: AuthState, key: keys.ApiKey) -> None:
+def _check_rate(state: AuthState, key: ApiKey) -> None:
     kind, limit = _rate_bucket(state)
     if limit is None:
         return
@@ -164,7 +165,7 @@ def _headered_problem(error: HeaderedError) -> Response:
 # ---------------------------------------------------------------- ownership (for every owned resource)
 
 
-def current_key() -> keys.ApiKey | None:
+def current_key() -> ApiKey | None:
     """The authenticated key of this request; None with AUTH_MODE=off."""
     return g.get("face3d_key")
 
@@ -206,7 +207,7 @@ def enforce_active_job_cap(settings: Settings, session_factory: Any, new_jobs: i
     owner, cap = current_owner(), settings.max_active_jobs_per_key
     if owner is None or cap <= 0:
         return
-    active = keys.count_active_jobs(session_factory, owner)
+    active = jobs.count_active_jobs(session_factory, owner)
     if active + new_jobs > cap:
         raise HeaderedError(f"this API key already has {active} queued or running jobs (limit {cap}); wait for some "
                             "to finish", ErrorCode.TOO_MANY_ACTIVE_JOBS, {"Retry-After": "10"})

@@ -23,7 +23,7 @@ from api.problems import RequestValidationError
 from api.schemas import JobOptions
 from api.services import Services, services
 from api.sniff import sniff_image_type
-from shared import batches, models
+from shared import batches, db, jobs, models
 from shared.batches import NewItem, UniqueNames
 from shared.engines import engine_names
 from shared.errors import ErrorCode, Face3dError
@@ -179,7 +179,7 @@ def add_item(batch_id: str) -> Response:
     job, created = batches.add_item(svc.session_factory, batch, item)
     if created:
         _queue(svc, batch, [(item, error)])
-        job = models.get_job(svc.session_factory, job.id)
+        job = jobs.get_job(svc.session_factory, job.id)
     elif item.input_key == input_key(item.job_id, item.name):
         svc.storage.delete_prefix(job_prefix(item.job_id))     # the copy we just stored is not needed
     body = {"job_id": job.id, "name": job.input_name, "state": JobState(job.state).value, "created": created}
@@ -307,12 +307,12 @@ def _is_photo_candidate(path: str) -> bool:
 # ---------------------------------------------------------------- creating and queueing items
 
 
-def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> batches.Batch:
+def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> models.Batch:
     return batches.create_batch(svc.session_factory, engine=engine, options=options, source=source, name=name,
                                 owner_id=current_owner())
 
 
-def _ingest(svc: Services, batch: batches.Batch, pending: Iterable[Pending]) -> None:
+def _ingest(svc: Services, batch: models.Batch, pending: Iterable[Pending]) -> None:
     """Insert and queue items chunk by chunk: one executemany and one broker connection per chunk."""
     iterator = iter(pending)
     while chunk := list(islice(iterator, svc.settings.batch_chunk_size)):
@@ -320,10 +320,10 @@ def _ingest(svc: Services, batch: batches.Batch, pending: Iterable[Pending]) -> 
         _queue(svc, batch, chunk)
 
 
-def _queue(svc: Services, batch: batches.Batch, chunk: list[Pending]) -> None:
+def _queue(svc: Services, batch: models.Batch, chunk: list[Pending]) -> None:
     for item, error in chunk:
         if error is not None:
-            models.mark_failed(svc.session_factory, item.job_id, error.code, error.message)
+            jobs.mark_failed(svc.session_factory, item.job_id, error.code, error.message)
     ready = [item.job_id for item, error in chunk if error is None]
     if not ready:
         return
@@ -331,7 +331,7 @@ def _queue(svc: Services, batch: batches.Batch, chunk: list[Pending]) -> None:
         _batch_dispatcher(svc)(ready, batch.engine)
     except Face3dError as exc:
         unsent = ready[int(exc.details.get("sent", 0)):]
-        batches.fail_items(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
+        jobs.fail_all(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
         raise Face3dError(f"batch {batch.id}: {exc.message}; {len(unsent)} item(s) failed", exc.code) from exc
 
 
@@ -382,8 +382,8 @@ def _engine_and_options(svc: Services, options: JobOptions) -> tuple[str, dict[s
 def _limit_arg(value: str | None) -> int:
     if not value:
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= models.MAX_PAGE:
-        raise Face3dError(f"limit must be an integer from 1 to {models.MAX_PAGE}", ErrorCode.VALIDATION_FAILED)
+    if not value.isdigit() or not 1 <= int(value) <= db.MAX_PAGE:
+        raise Face3dError(f"limit must be an integer from 1 to {db.MAX_PAGE}", ErrorCode.VALIDATION_FAILED)
     return int(value)
 
 
@@ -399,7 +399,7 @@ def _states_arg(value: str | None) -> list[JobState] | None:
         raise Face3dError(f"state must be a comma list of {choices}", ErrorCode.VALIDATION_FAILED) from None
 
 
-def _visible_batch(svc: Services, batch_id: str) -> batches.Batch:
+def _visible_batch(svc: Services, batch_id: str) -> models.Batch:
     return ensure_visible(batches.get_batch(svc.session_factory, batch_id), f"batch {batch_id}")
 
 
@@ -426,7 +426,7 @@ def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response
     return response
 
 
-def batch_view(batch: batches.Batch, progress: batches.BatchProgress, base_url: str) -> BatchView:
+def batch_view(batch: models.Batch, progress: batches.BatchProgress, base_url: str) -> BatchView:
     return BatchView(
         id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
         source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,

@@ -23,7 +23,7 @@ from api.problems import RequestValidationError
 from api.schemas import Job, JobList, JobOptions, WebhookDeliveryList, request_fingerprint
 from api.services import Services, services
 from api.sniff import sniff_image_type
-from shared import models
+from shared import jobs
 from shared.engines import engine_names
 from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
 from shared.states import JobState
@@ -66,7 +66,7 @@ def list_jobs() -> Response:
     limit = _limit_arg(request.args.get("limit"))
     cursor = request.args.get("cursor") or None
     svc = services()
-    rows, next_cursor = models.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit,
+    rows, next_cursor = jobs.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit,
                                          owner_id=auth.visible_owner())
     page = JobList(items=[job_view(row) for row in rows], next_cursor=next_cursor)
     response = _json(page.model_dump_json())
@@ -93,7 +93,7 @@ def get_job(job_id: str) -> Response:
 def cancel_job(job_id: str) -> Response:
     svc = services()
     _visible_job(svc, job_id)
-    job = models.cancel_job(svc.session_factory, job_id)
+    job = jobs.cancel_job(svc.session_factory, job_id)
     if JobState(job.state).is_terminal:
         _send_webhook(svc, job)
     return _json(job_view(job).model_dump_json(), status=202)
@@ -109,7 +109,7 @@ def delete_job(job_id: str) -> Response:
         job = _cancel_queued(svc, job_id)
     if JobState(job.state) is JobState.RUNNING:
         raise Conflict(f"job {job_id} is running; cancel it (POST /v1/jobs/{job_id}/cancel) and retry when it stops")
-    deleted = models.delete_job(svc.session_factory, job_id)
+    deleted = jobs.delete_job(svc.session_factory, job_id)
     svc.storage.delete_prefix(job_prefix(deleted.id))
     return Response(status=204)
 
@@ -140,7 +140,7 @@ def list_webhook_deliveries(job_id: str) -> Response:
 
 def _visible_job(svc: Services, job_id: str) -> Any:
     """The job, or 404 when it does not exist or belongs to another API key."""
-    return auth.ensure_visible(models.get_job(svc.session_factory, job_id), f"job {job_id}")
+    return auth.ensure_visible(jobs.get_job(svc.session_factory, job_id), f"job {job_id}")
 
 
 def _webhook_url(svc: Services, options: JobOptions) -> str | None:
@@ -315,7 +315,7 @@ def _create_job(svc: Services, upload: FileStorage, data: bytes, media_type: str
     key = input_key(job_id, name)
     svc.storage.put_bytes(key, data, content_type=media_type)
     try:
-        job, created = models.create_job(
+        job, created = jobs.create_job(
             svc.session_factory, engine=engine, options=options, input_name=name, input_key=key,
             input_size=len(data), input_sha256=digest,
             idempotency_key=auth.scoped_idempotency_key(_idempotency_key()),
@@ -340,15 +340,15 @@ def _dispatch_or_fail(svc: Services, job: Any) -> None:
         svc.dispatch(job.id, job.engine)
     except Exception as exc:
         message = exc.message if isinstance(exc, Face3dError) else f"could not queue the job: {exc}"
-        models.mark_failed(svc.session_factory, job.id, ErrorCode.BROKER_UNAVAILABLE, message)
+        jobs.mark_failed(svc.session_factory, job.id, ErrorCode.BROKER_UNAVAILABLE, message)
         raise Face3dError(message, ErrorCode.BROKER_UNAVAILABLE) from exc
 
 
 def _cancel_queued(svc: Services, job_id: str) -> Any:
     try:
-        return models.cancel_job(svc.session_factory, job_id)
+        return jobs.cancel_job(svc.session_factory, job_id)
     except Conflict:    # it finished meanwhile: terminal, fine to delete
-        return models.get_job(svc.session_factory, job_id)
+        return jobs.get_job(svc.session_factory, job_id)
 
 
 # ---------------------------------------------------------------- responses
@@ -372,7 +372,7 @@ def _wait_for_terminal(svc: Services, job: Any, wait_s: int) -> Any:
     deadline = time.monotonic() + wait_s
     while not JobState(job.state).is_terminal and time.monotonic() < deadline:
         time.sleep(WAIT_POLL_S)
-        job = models.get_job(svc.session_factory, job.id)
+        job = jobs.get_job(svc.session_factory, job.id)
     return job
 
 

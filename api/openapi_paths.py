@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.models import MAX_PAGE
+from shared.db import MAX_PAGE
 from shared.states import JobState
 
 REF = "#/components/schemas/{model}"

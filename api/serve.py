@@ -32,7 +32,7 @@ class _Stop(Exception):
 
 def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -> None:
     from shared.config import load_settings
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     settings = load_settings(data_dir=data_dir) if data_dir else load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

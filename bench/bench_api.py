@@ -121,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="face3d-bench-api-") as folder:
         env = {**os.environ, "FACE3D_DATA_DIR": folder, "BROKER_URL": args.redis_url, "STORAGE_BACKEND": "local",
                "DATABASE_URL": args.database_url or f"sqlite:///{folder}/face3d.db"}
-        from shared.db import upgrade
+        from shared.migrations import upgrade
 
         upgrade(env["DATABASE_URL"])
         port = free_port()

@@ -130,7 +130,7 @@ def through_service(paths: list[Path], warmup: list[Path], work: Path, args: arg
     from api.app import create_app
     from api.client import Face3dClient
     from shared.config import load_settings
-    from shared.db import upgrade
+    from shared.migrations import upgrade
     from shared.ingest import Ingest
     from tests.api.fakes import LiveServer
 

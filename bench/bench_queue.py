@@ -100,9 +100,9 @@ def _wait_for_len(broker: redis.Redis, key: str, length: int, timeout: float = 3
 def bench_face3d(env: dict[str, str], count: int, folder: Path) -> None:
     from api.app import create_app
     from api.serve import worker_command
-    from shared import models
+    from shared import jobs, models
     from shared.config import load_settings
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     settings = load_settings(env=env)
     upgrade(settings.database_url)
@@ -122,7 +122,7 @@ def bench_face3d(env: dict[str, str], count: int, folder: Path) -> None:
     def wait(job_id: str, timeout: float = 120) -> models.Job:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = models.get_job(sf, job_id)
+            job = jobs.get_job(sf, job_id)
             if job.is_terminal:
                 return job
             time.sleep(0.002)

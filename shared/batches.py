@@ -1,8 +1,9 @@
-"""Batches: many photos under one id, each photo an ordinary job (``jobs.batch_id``), plus the verbs around them.
+"""Batch verbs: many photos under one id, each photo an ordinary job (``jobs.batch_id``).
 
-A batch row holds what its items share (engine, options, owner) and how many items it has; everything else (counts,
-progress, results) is read from its jobs, so there is one source of truth per photo. Items are inserted in chunks
-with one executemany each, never one transaction per batch.
+A batch row (shared/models.py) holds what its items share (engine, options, owner) and how many items it has;
+everything else (counts, progress, results) is read from its jobs, so there is one source of truth per photo. Items
+are inserted in chunks with one executemany each, never one transaction per batch. Item state changes go through
+the job verbs (shared/jobs.py).
 """
 from __future__ import annotations
 
@@ -13,35 +14,15 @@ from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
-from shared.errors import Conflict, ErrorCode, NotFound
-from shared.models import (JSONType, Job, SessionFactory, UTCDateTime, keyset_page, mark_failed, mark_running,
-                           mark_succeeded, utcnow)
+from shared import jobs
+from shared.db import SessionFactory, keyset_page, utcnow
+from shared.errors import Conflict, NotFound
+from shared.models import Batch, Job
 from shared.states import TERMINAL_STATES, JobState
 
 MAX_NAME = 255
 PAGE_SIZE = 500
-
-
-class Batch(Base):
-    __tablename__ = "batches"
-    __table_args__ = (sa.Index("ix_batches_owner_id_created_at", "owner_id", "created_at"),)
-
-    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    owner_id: Mapped[str | None] = mapped_column(sa.String(32))
-    name: Mapped[str | None] = mapped_column(sa.String(255))
-    engine: Mapped[str] = mapped_column(sa.String(32))
-    options: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    source: Mapped[str] = mapped_column(sa.String(1024))
-    total: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
-    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    def __repr__(self) -> str:
-        return f"Batch(id={self.id!r}, total={self.total}, source={self.source!r})"
 
 
 @dataclass(frozen=True)
@@ -97,16 +78,12 @@ class CancelOutcome:
 def cancel_batch(sf: SessionFactory, batch_id: str) -> CancelOutcome:
     """Cancel every queued item at once and flag the running ones."""
     now = utcnow()
+    in_batch = Job.batch_id == batch_id
     with sf.begin() as session:
         session.execute(sa.update(Batch).where(Batch.id == batch_id, Batch.canceled_at.is_(None))
                         .values(canceled_at=now, updated_at=now))
-        canceled = session.execute(
-            sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED)
-            .values(state=JobState.CANCELED, error_code=ErrorCode.CANCELED.value,
-                    error_message="batch canceled on request", finished_at=now, updated_at=now)
-            .returning(Job.id, Job.webhook_url).execution_options(synchronize_session=False)).all()
-        session.execute(sa.update(Job).where(Job.batch_id == batch_id, Job.state == JobState.RUNNING)
-                        .values(cancel_requested=True, updated_at=now).execution_options(synchronize_session=False))
+        canceled = jobs.cancel_where(session, in_batch, "batch canceled on request", now)
+        jobs.flag_cancel_where(session, in_batch, now)
     return CancelOutcome(len(canceled), [job_id for job_id, url in canceled if url])
 
 
@@ -169,27 +146,13 @@ class UniqueNames:
         return candidate
 
 
-def fail_items(sf: SessionFactory, job_ids: Iterable[str], code: ErrorCode, message: str) -> None:
-    for job_id in job_ids:
-        mark_failed(sf, job_id, code, message)
-
-
-def record_input(sf: SessionFactory, job_id: str, *, input_key: str, input_size: int, input_sha256: str) -> bool:
-    """Fill in what the worker learnt by reading a queued item's bytes (hash, size, its copy in storage)."""
-    with sf.begin() as session:
-        return session.execute(
-            sa.update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED)
-            .values(input_key=input_key, input_size=input_size, input_sha256=input_sha256, updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount == 1
-
-
 def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> bool:
     """Finish a queued job with the result of an earlier job on the same bytes and options (no engine run).
 
     The artifacts stay where the source job stored them; ``reused_from`` names the job that computed them.
     """
     result = {**(source.result or {}), "reused_from": (source.result or {}).get("reused_from") or source.id}
-    return mark_running(sf, job_id, worker) and mark_succeeded(sf, job_id, result)
+    return jobs.mark_running(sf, job_id, worker) and jobs.mark_succeeded(sf, job_id, result)
 
 
 # ---------------------------------------------------------------- reading
@@ -197,7 +160,7 @@ def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> b
 
 def list_batches(sf: SessionFactory, *, owner_id: str | None = None, cursor: str | None = None,
                  limit: int = 50) -> tuple[list[Batch], str | None]:
-    """Newest first, keyset-paginated on (created_at, id) like models.list_jobs; ``owner_id``: that key's only."""
+    """Newest first, keyset-paginated on (created_at, id) like jobs.list_jobs; ``owner_id``: that key's only."""
     query = sa.select(Batch)
     if owner_id is not None:
         query = query.where(Batch.owner_id == owner_id)

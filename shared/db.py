@@ -1,20 +1,55 @@
-"""Database engine and session factory, and Alembic migrations driven from code (no alembic.ini needed)."""
+"""The database plumbing every table and verb uses: the declarative base, column types, engines and sessions, and
+the one keyset pagination (newest first on created_at, id) with its opaque cursor. No table lives here
+(shared/models.py) and no migration (shared/migrations)."""
 from __future__ import annotations
 
+import base64
+import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+from shared.errors import ErrorCode, Face3dError
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MAX_PAGE = 200
+SessionFactory = sessionmaker[Session]
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC in Python on every backend (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -40,45 +75,44 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: sa.Engine) -> SessionFactory:
     # expire_on_commit=False: verbs hand back rows that stay readable after their transaction ends.
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    # Passed as an attribute, not a main option, so '%' in passwords needs no ini escaping.
-    config.attributes["database_url"] = url
-    return config
+def session_factory_for(database_url: str) -> SessionFactory:
+    """A session factory on a new engine for ``database_url`` (dispose it with ``factory.kw["bind"].dispose()``)."""
+    return make_session_factory(make_engine(database_url))
 
 
-def import_models() -> None:
-    """Import every module that defines tables, so Base.metadata is complete (migrations, schema comparison)."""
-    import shared.auth  # noqa: F401
-    import shared.batches  # noqa: F401
-    import shared.models  # noqa: F401
-    import shared.webhooks  # noqa: F401
+def keyset_page(sf: SessionFactory, model: Any, query: Any, *, cursor: str | None,
+                limit: int) -> tuple[list[Any], str | None]:
+    """One page of ``query`` newest first on (created_at, id) of ``model``, and the cursor of the next page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Face3dError(f"limit must be between 1 and {MAX_PAGE}", ErrorCode.INVALID_REQUEST)
+    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(sa.or_(model.created_at < created_at,
+                                   sa.and_(model.created_at == created_at, model.id < last_id)))
+    with sf() as session:
+        rows = list(session.scalars(query))
+    page = rows[:limit]
+    return page, encode_cursor(page[-1]) if len(rows) > limit else None
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
-    """Bring the database at ``url`` to ``revision`` (idempotent). "heads": every branch, if features branched."""
-    command.upgrade(alembic_config(url), revision)
+def encode_cursor(row: Any) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def head_revisions() -> set[str]:
-    """The revisions a fully migrated database is at, read from the migration scripts."""
-    from alembic.script import ScriptDirectory
-
-    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
-
-
-def current_revisions(url: str) -> set[str]:
-    from alembic.runtime.migration import MigrationContext
-
-    engine = make_engine(url)
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        with engine.connect() as connection:
-            return set(MigrationContext.configure(connection).get_current_heads())
-    finally:
-        engine.dispose()
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None or not isinstance(row_id, str):
+            raise ValueError
+        return parsed, row_id
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise Face3dError("cursor is not valid; use the one from the previous page", ErrorCode.INVALID_REQUEST) from None

@@ -15,7 +15,7 @@ def db() -> None:
 def upgrade(url: str | None, revision: str) -> None:
     """Create or migrate the schema (safe to run again)."""
     from shared.config import load_settings
-    from shared.db import current_revisions, upgrade as run_upgrade
+    from shared.migrations import current_revisions, upgrade as run_upgrade
 
     url = url or load_settings().database_url
     run_upgrade(url, revision)
@@ -27,6 +27,6 @@ def upgrade(url: str | None, revision: str) -> None:
 def current(url: str | None) -> None:
     """Print the schema revision of the database."""
     from shared.config import load_settings
-    from shared.db import current_revisions
+    from shared.migrations import current_revisions
 
     click.echo(", ".join(sorted(current_revisions(url or load_settings().database_url))) or "empty")

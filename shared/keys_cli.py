@@ -22,7 +22,7 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the new key as JSON.")
 def create(name: str, admin: bool, as_json: bool) -> None:
     """Create a key and print its token and webhook secret (shown only this once)."""
-    from shared.auth import create_key
+    from shared.keys import create_key
 
     with _session_factory() as sf:
         created = create_key(sf, name=name, admin=admin)
@@ -42,7 +42,7 @@ def create(name: str, admin: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON lines.")
 def list_command(as_json: bool) -> None:
     """List keys (id, prefix, name, admin, created, revoked); never the tokens."""
-    from shared.auth import list_keys
+    from shared.keys import list_keys
 
     with _session_factory() as sf:
         rows = list_keys(sf)
@@ -60,7 +60,7 @@ def list_command(as_json: bool) -> None:
 @click.argument("key_id")
 def revoke(key_id: str) -> None:
     """Revoke KEY_ID (the id or the shown prefix, e.g. f3d_AbCd1234): it gets 401 from now on."""
-    from shared.auth import revoke_key
+    from shared.keys import revoke_key
 
     with _session_factory() as sf:
         key = revoke_key(sf, key_id)
@@ -71,7 +71,8 @@ def revoke(key_id: str) -> None:
 def _session_factory() -> Iterator:
     """A session factory on the migrated database; typed errors become one line and exit status 1."""
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
 
     engine = None
     try:

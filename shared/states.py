@@ -1,4 +1,5 @@
-"""The one job-state enum used by the database, the API and the workers."""
+"""The one job-state machine used by the database, the API and the workers: the states, which are terminal, and
+which transitions exist. The job verbs (shared/jobs.py) derive the states each write may start from here."""
 from __future__ import annotations
 
 import enum
@@ -26,3 +27,16 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset(),
     JobState.CANCELED: frozenset(),
 }
+
+
+def sources_of(target: JobState) -> frozenset[JobState]:
+    """Every state a job may move to ``target`` from."""
+    return frozenset(source for source, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+
+
+def parse_state(value: JobState | str) -> JobState:
+    """The state named ``value``; ValueError whose message lists the choices when there is none."""
+    try:
+        return JobState(value)
+    except ValueError:
+        raise ValueError(", ".join(state.value for state in JobState)) from None

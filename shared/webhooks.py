@@ -3,7 +3,8 @@
 Each delivery POSTs ``{"type": "job.<state>", "timestamp": ..., "data": <the job as GET /v1/jobs/<id> shows it>}``
 with the headers ``webhook-id`` (the same for every attempt, so receivers can drop duplicates), ``webhook-timestamp``
 (unix seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))
-where key is the base64-decoded part of the ``whsec_...`` secret. Every attempt is one WebhookDelivery row.
+where key is the base64-decoded part of the ``whsec_...`` secret. Every attempt is one WebhookDelivery row
+(shared/models.py).
 
 Webhook URLs are a server-side request the client chooses, so the SSRF rules of shared.netguard apply: http(s) only,
 every address the host resolves to must be public (checked when the job is submitted and again before each attempt),
@@ -22,38 +23,18 @@ from typing import Any
 
 import sqlalchemy as sa
 import urllib3
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shared import netguard
+from shared import keys, netguard
 from shared.config import Settings
-from shared.db import Base
+from shared.db import SessionFactory, utcnow
 from shared.errors import ErrorCode, Face3dError, NotFound
-from shared.models import SessionFactory, UTCDateTime, get_job, utcnow
+from shared.jobs import get_job
+from shared.models import WebhookDelivery
 
 SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2000
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "face3d-webhooks/1"
-
-
-class WebhookDelivery(Base):
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (sa.Index("ix_webhook_deliveries_job_id_attempt", "job_id", "attempt"),)
-
-    id: Mapped[int] = mapped_column(sa.Integer(), primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"))
-    msg_id: Mapped[str] = mapped_column(sa.String(64))
-    attempt: Mapped[int] = mapped_column(sa.Integer())
-    url: Mapped[str] = mapped_column(sa.Text())
-    status_code: Mapped[int | None] = mapped_column(sa.Integer())
-    error: Mapped[str | None] = mapped_column(sa.Text())
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 class WebhookUrlRefused(Face3dError):
@@ -144,10 +125,8 @@ def signing_secret(sf: SessionFactory, owner_id: str | None, settings: Settings)
     """The owning key's secret; the global WEBHOOK_SECRET for jobs without an owner (auth off)."""
     if owner_id is None:
         return settings.webhook_secret
-    from shared.auth import get_key
-
     try:
-        return get_key(sf, owner_id).webhook_secret
+        return keys.get_key(sf, owner_id).webhook_secret
     except NotFound:
         return settings.webhook_secret
 

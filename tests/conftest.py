@@ -86,7 +86,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated database URL, once per backend."""
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'face3d.db'}"
@@ -118,9 +118,8 @@ def session_factory(db_url: str, _session_factories: dict):
 
 def empty_tables(factory) -> None:
     """Delete every row of every table, children before parents (foreign keys); the schema stays."""
-    from shared.db import Base, import_models
-
-    import_models()
+    import shared.models  # noqa: F401  (every table on Base.metadata)
+    from shared.db import Base
     with factory.begin() as session:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from celery import shared_task
 
 from api.sniff import sniff_image_type
-from shared import batches, models
+from shared import batches, jobs, models
 from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.states import JobState
 from shared.storage import input_key, make_s3_client
@@ -41,7 +41,7 @@ def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
     """Returns the final outcome when the item needs no engine run (reused, failed, gone), else None."""
     sf = ctx.session_factory
     try:
-        job = models.get_job(sf, job_id)
+        job = jobs.get_job(sf, job_id)
     except NotFound:
         return "ignored"
     if job.state is not JobState.QUEUED:
@@ -50,11 +50,11 @@ def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
         try:
             job = _read_input(ctx, job)
         except Face3dError as exc:
-            models.mark_failed(sf, job_id, exc.code, exc.message)
+            jobs.mark_failed(sf, job_id, exc.code, exc.message)
             return "failed"
         if job is None:
             return "ignored"
-    source = models.find_succeeded_by_content(sf, job.input_sha256, job.engine, job.options)
+    source = jobs.find_succeeded_by_content(sf, job.input_sha256, job.engine, job.options)
     if source is not None and batches.reuse_result(sf, job_id, source, worker):
         log.info("job %s: same input and options as job %s, result reused", job_id, source.id)
         return "reused"
@@ -74,10 +74,10 @@ def _read_input(ctx: WorkerContext, job: models.Job) -> models.Job | None:
         key = input_key(job.id, job.input_name)
         with_storage_retries(lambda: ctx.storage.put_bytes(key, data))
     digest = hashlib.sha256(data).hexdigest()
-    if not batches.record_input(ctx.session_factory, job.id, input_key=key, input_size=len(data),
+    if not jobs.record_input(ctx.session_factory, job.id, input_key=key, input_size=len(data),
                                 input_sha256=digest):
         return None                     # canceled meanwhile
-    return models.get_job(ctx.session_factory, job.id)
+    return jobs.get_job(ctx.session_factory, job.id)
 
 
 def _fetch(ctx: WorkerContext, key: str) -> bytes:

@@ -19,7 +19,7 @@ import click
 def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migrate: bool) -> None:
     """Run a worker: takes queued jobs, reconstructs them, stores the artifacts."""
     from shared.config import load_settings
-    from shared.db import upgrade
+    from shared.migrations import upgrade
     from worker.celery_app import QUEUES, make_celery
     from worker.embedded import embedded_broker
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
-from shared import models
+from shared import db, jobs, models
 from shared.config import Settings
 from shared.errors import JobCanceled, NotFound
 from shared.states import JobState
@@ -39,7 +39,7 @@ class Heartbeat:
     ``beat.lost`` is set once a stamp finds the job no longer running under this worker.
     """
 
-    def __init__(self, sf: models.SessionFactory, job_id: str, worker: str, interval_s: float) -> None:
+    def __init__(self, sf: db.SessionFactory, job_id: str, worker: str, interval_s: float) -> None:
         self.sf, self.job_id, self.worker, self.interval_s = sf, job_id, worker, interval_s
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -61,14 +61,14 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            if not models.touch_heartbeat(self.sf, self.job_id, self.worker):
+            if not jobs.touch_heartbeat(self.sf, self.job_id, self.worker):
                 log.warning("job %s is no longer run by %s; stopping at the next stage", self.job_id, self.worker)
                 self.lost.set()
         except Exception as exc:  # database hiccup: the next beat tries again; the timeout absorbs a few misses
             log.warning("heartbeat of job %s not written: %s", self.job_id, exc)
 
 
-def previous_owner_lost(sf: models.SessionFactory, job: models.Job, settings: Settings,
+def previous_owner_lost(sf: db.SessionFactory, job: models.Job, settings: Settings,
                         poll_s: float | None = None) -> bool:
     """For a redelivered message of a running job: is the worker holding it gone?
 
@@ -81,11 +81,11 @@ def previous_owner_lost(sf: models.SessionFactory, job: models.Job, settings: Se
     poll_s = poll_s or min(1.0, settings.heartbeat_interval_s / 2)
     first_beat = job.heartbeat_at
     while True:
-        if models.utcnow() - models.last_sign_of_life(job) > timeout:
+        if db.utcnow() - jobs.last_sign_of_life(job) > timeout:
             return True
         time.sleep(poll_s)
         try:
-            job = models.get_job(sf, job.id)
+            job = jobs.get_job(sf, job.id)
         except NotFound:
             return False
         if job.state is not JobState.RUNNING or job.heartbeat_at is None or job.heartbeat_at != first_beat:

@@ -30,7 +30,7 @@ from typing import Callable
 
 import click
 
-from shared import models
+from shared import db, jobs, models
 from shared.config import Settings
 from shared.errors import ErrorCode
 
@@ -74,11 +74,11 @@ class SweepReport:
         return bool(self.resent or self.requeued or self.failed)
 
 
-def sweep_once(sf: models.SessionFactory, settings: Settings, broker: Broker | Send,
+def sweep_once(sf: db.SessionFactory, settings: Settings, broker: Broker | Send,
                now: datetime | None = None) -> SweepReport:
     """One sweep. ``broker``: a Broker, or just the single-job send function."""
     broker = broker if isinstance(broker, Broker) else Broker(broker)
-    now = now or models.utcnow()
+    now = now or db.utcnow()
     report = SweepReport()
     hooked: list[str] = []                                # failed here and waiting for a webhook
     _fail_overdue(sf, settings, now, report, hooked)
@@ -92,23 +92,23 @@ def sweep_once(sf: models.SessionFactory, settings: Settings, broker: Broker | S
     return report
 
 
-def _fail_overdue(sf: models.SessionFactory, settings: Settings, now: datetime, report: SweepReport,
+def _fail_overdue(sf: db.SessionFactory, settings: Settings, now: datetime, report: SweepReport,
                   hooked: list[str]) -> None:
     limit = timedelta(seconds=settings.job_time_limit_s + settings.heartbeat_timeout_s)
-    for job in models.running_started_before(sf, now - limit):
+    for job in jobs.running_started_before(sf, now - limit):
         message = f"the job ran longer than {settings.job_time_limit_s} s"
-        if models.fail_lost(sf, job, ErrorCode.TIMEOUT, message, now):
+        if jobs.fail_lost(sf, job, ErrorCode.TIMEOUT, message, now):
             _failed(job, report, hooked)
 
 
-def _recover_lost(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _recover_lost(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
                   report: SweepReport, hooked: list[str]) -> None:
-    for job in models.stale_running_jobs(sf, now - timedelta(seconds=settings.heartbeat_timeout_s)):
+    for job in jobs.stale_running_jobs(sf, now - timedelta(seconds=settings.heartbeat_timeout_s)):
         if job.attempts >= settings.job_max_attempts:
             message = f"the worker stopped during each of {job.attempts} attempts"
-            if models.fail_lost(sf, job, ErrorCode.WORKER_LOST, message, now):
+            if jobs.fail_lost(sf, job, ErrorCode.WORKER_LOST, message, now):
                 _failed(job, report, hooked)
-        elif models.requeue_lost(sf, job, now):
+        elif jobs.requeue_lost(sf, job, now):
             report.requeued.append(job.id)
             _send(broker, job, report)
 
@@ -119,31 +119,31 @@ def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
         hooked.append(job.id)
 
 
-def _resend_queued(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _resend_queued(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
                    report: SweepReport) -> None:
     cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
-    for job in models.queued_older_than(sf, cutoff, batch_items=False):
-        if job.id not in report.requeued and models.claim_resend(sf, job, now):
+    for job in jobs.queued_older_than(sf, cutoff, batch_items=False):
+        if job.id not in report.requeued and jobs.claim_resend(sf, job, now):
             report.resent.append(job.id)
             _send(broker, job, report)
 
 
-def _resend_batch_items(sf: models.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _resend_batch_items(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
                         report: SweepReport) -> None:
     """Resend stale batch items only as far as their queue lacks messages (see the module docstring)."""
     cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
-    stale = [job for job in models.queued_older_than(sf, cutoff, limit=settings.batch_chunk_size, batch_items=True)
+    stale = [job for job in jobs.queued_older_than(sf, cutoff, limit=settings.batch_chunk_size, batch_items=True)
              if job.id not in report.requeued]
     if not stale:
         return
     waiting = _queued_per_queue(sf, settings)
-    for queue, jobs in _group(stale, lambda job: _queue_of(settings, job)).items():
+    for queue, bound in _group(stale, lambda job: _queue_of(settings, job)).items():
         try:
             missing = waiting.get(queue, 0) - broker.depth(queue)
         except Exception as exc:  # broker down: nothing can be sent either; the next sweep looks again
             log.warning("sweep: cannot count the %s queue: %s", queue, exc)
             continue
-        claimed = [job for job in jobs[:max(0, missing)] if models.claim_resend(sf, job, now)]
+        claimed = [job for job in bound[:max(0, missing)] if jobs.claim_resend(sf, job, now)]
         for engine, same_engine in _group(claimed, lambda job: job.engine).items():
             ids = [job.id for job in same_engine]
             try:
@@ -154,9 +154,9 @@ def _resend_batch_items(sf: models.SessionFactory, settings: Settings, broker: B
                 report.send_errors.extend(ids)
 
 
-def _queued_per_queue(sf: models.SessionFactory, settings: Settings) -> dict[str, int]:
+def _queued_per_queue(sf: db.SessionFactory, settings: Settings) -> dict[str, int]:
     waiting: dict[str, int] = {}
-    for (engine, is_item), count in models.queued_counts(sf).items():
+    for (engine, is_item), count in jobs.queued_counts(sf).items():
         queue = _queue_name(settings, engine, is_item)
         waiting[queue] = waiting.get(queue, 0) + count
     return waiting
@@ -173,9 +173,9 @@ def _queue_name(settings: Settings, engine: str, is_item: bool) -> str:
     return item_queue(queue) if is_item else queue
 
 
-def _group(jobs: list[models.Job], key: Callable[[models.Job], str]) -> dict[str, list[models.Job]]:
+def _group(rows: list[models.Job], key: Callable[[models.Job], str]) -> dict[str, list[models.Job]]:
     groups: dict[str, list[models.Job]] = {}
-    for job in jobs:
+    for job in rows:
         groups.setdefault(key(job), []).append(job)
     return groups
 
@@ -191,7 +191,7 @@ def _send(broker: Broker, job: models.Job, report: SweepReport) -> None:
         report.send_errors.append(job.id)
 
 
-def run_sweeper(sf: models.SessionFactory, settings: Settings, send: Broker | Send, stop: threading.Event,
+def run_sweeper(sf: db.SessionFactory, settings: Settings, send: Broker | Send, stop: threading.Event,
                 interval_s: float | None = None, on_sweep: Callable[[SweepReport], None] | None = None) -> None:
     """Sweep every ``interval_s`` until ``stop`` is set; an outage (database, broker) only skips a round."""
     interval_s = interval_s or settings.sweeper_interval_s

@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 from celery import Celery, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared import models
+from shared import db, jobs, models
 from shared.config import Settings, load_settings
 from shared.engines import Options, get_engine
 from shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
@@ -37,7 +37,7 @@ STORAGE_BACKOFF_S = 0.5
 @dataclass(frozen=True)
 class WorkerContext:
     settings: Settings
-    session_factory: models.SessionFactory
+    session_factory: db.SessionFactory
     storage: Storage
 
 
@@ -72,12 +72,12 @@ def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool =
     sf = ctx.session_factory
     try:
         with Heartbeat(sf, job_id, worker, ctx.settings.heartbeat_interval_s) as beat:
-            result = _reconstruct(ctx, models.get_job(sf, job_id), beat.lost)
+            result = _reconstruct(ctx, jobs.get_job(sf, job_id), beat.lost)
     except OwnershipLost:
         log.warning("job %s: taken from this worker meanwhile; result dropped", job_id)
         return "ignored"
     except JobCanceled:
-        models.mark_canceled(sf, job_id)
+        jobs.mark_canceled(sf, job_id)
         return "canceled"
     except SoftTimeLimitExceeded:
         return _fail(ctx, job_id, ErrorCode.TIMEOUT, f"the job ran longer than {ctx.settings.job_time_limit_s} s")
@@ -86,11 +86,11 @@ def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool =
     except Exception as exc:
         log.exception("job %s: unexpected error", job_id)
         return _fail(ctx, job_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    return "succeeded" if models.mark_succeeded(sf, job_id, result) else "ignored"
+    return "succeeded" if jobs.mark_succeeded(sf, job_id, result) else "ignored"
 
 
 def _fail(ctx: WorkerContext, job_id: str, code: ErrorCode, message: str) -> str:
-    models.mark_failed(ctx.session_factory, job_id, code, message)
+    jobs.mark_failed(ctx.session_factory, job_id, code, message)
     return "failed"
 
 
@@ -98,12 +98,12 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> s
     """queued -> running: "claimed". A redelivered message of a job left running means the previous worker died
     mid-job: run it again, or "failed" (worker_lost) after JOB_MAX_ATTEMPTS. Else "ignored"."""
     sf = ctx.session_factory
-    if models.mark_running(sf, job_id, worker):
+    if jobs.mark_running(sf, job_id, worker):
         return "claimed"
     if not redelivered:
         return "ignored"
     try:
-        job = models.get_job(sf, job_id)
+        job = jobs.get_job(sf, job_id)
     except NotFound:
         return "ignored"
     if job.state is not JobState.RUNNING:
@@ -112,11 +112,11 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> s
         log.info("job %s: redelivered while its worker is alive, message ignored", job_id)
         return "ignored"
     if job.attempts >= ctx.settings.job_max_attempts:
-        failed = models.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
+        failed = jobs.mark_failed(sf, job_id, ErrorCode.WORKER_LOST,
                                     f"the worker stopped during each of {job.attempts} attempts")
         return "failed" if failed else "ignored"      # "failed": the caller sends its webhook
     log.warning("job %s: previous worker lost, running it again", job_id)
-    return "claimed" if models.requeue(sf, job_id) and models.mark_running(sf, job_id, worker) else "ignored"
+    return "claimed" if jobs.requeue(sf, job_id) and jobs.mark_running(sf, job_id, worker) else "ignored"
 
 
 def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | None = None) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class ProgressReporter:
     """The pipeline's progress callback: records the stage, and stops the job at a stage boundary if it was
     canceled (or is no longer this worker's to finish)."""
 
-    def __init__(self, sf: models.SessionFactory, job_id: str, lost: threading.Event | None = None) -> None:
+    def __init__(self, sf: db.SessionFactory, job_id: str, lost: threading.Event | None = None) -> None:
         self.sf = sf
         self.job_id = job_id
         self.progress = 0.0
@@ -188,7 +188,7 @@ class ProgressReporter:
     def __call__(self, stage: str, fraction: float | None = None) -> None:
         # Without a fraction, creep towards 0.95 so the value only ever grows.
         self.progress = fraction if fraction is not None else self.progress + (0.95 - self.progress) * 0.3
-        canceled = None if self.lost is not None and self.lost.is_set() else models.report_progress(
+        canceled = None if self.lost is not None and self.lost.is_set() else jobs.report_progress(
             self.sf, self.job_id, stage, self.progress)
         if canceled is None:
             raise OwnershipLost(f"job {self.job_id} is no longer running under this worker")

@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from the Config built by shared.db.alembic_config(), not from an ini file."""
+"""Alembic environment: the URL comes from the Config built by shared.migrations.alembic_config(), not from an ini
+file; importing shared.models puts every table on Base.metadata."""
 from __future__ import annotations
 
 from alembic import context
 
-from shared.db import Base, import_models, make_engine
-
-import_models()
+import shared.models  # noqa: F401
+from shared.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -14,7 +14,7 @@ target_metadata = Base.metadata
 def _database_url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("no database URL: call shared.db.upgrade(url)")
+        raise RuntimeError("no database URL: call shared.migrations.upgrade(url)")
     return url
 
 

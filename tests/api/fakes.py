@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import models
+from shared import jobs
 from shared.storage import content_type_for, output_key
 
 FAKE_FACE = {"index": 0, "bbox": [10.0, 20.0, 110.0, 140.0], "score": 0.97, "yaw": 3.5, "pitch": -1.0,
@@ -13,14 +13,14 @@ FAKE_FACE = {"index": 0, "bbox": [10.0, 20.0, 110.0, 140.0], "score": 0.97, "yaw
 def finish_job(sf: Any, storage: Any, job_id: str, files: dict[str, bytes] | None = None) -> None:
     """queued -> running -> succeeded, with ``files`` stored as the job's artifacts."""
     files = files if files is not None else {"result.json": b'{"faces": []}', "face_0.obj": b"v 0 0 0\n"}
-    assert models.mark_running(sf, job_id, "fake-worker")
+    assert jobs.mark_running(sf, job_id, "fake-worker")
     artifacts = []
     for name, data in files.items():
         key = output_key(job_id, name)
         storage.put_bytes(key, data, content_type=content_type_for(name))
         artifacts.append({"name": name, "key": key, "size": len(data), "content_type": content_type_for(name)})
     result = {"faces": [FAKE_FACE], "artifacts": artifacts, "warnings": [], "timings_ms": {"total": 12.5}}
-    assert models.mark_succeeded(sf, job_id, result)
+    assert jobs.mark_succeeded(sf, job_id, result)
 
 
 class RecordingDispatcher:

@@ -7,7 +7,7 @@ import json
 import redis
 
 from api.app import create_app
-from shared import models
+from shared import jobs
 from tests.api.fakes import assert_problem, post_photo
 from tests.conftest import free_port, redis_url_with_offset
 
@@ -36,5 +36,5 @@ def test_unreachable_broker_fails_fast_with_503(settings, session_factory, local
     dead = make_celery(settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(settings, session_factory=session_factory, storage=local_storage, celery_app=dead)
     assert_problem(post_photo(app.test_client(), obama_bytes), 503, "broker_unavailable")
-    jobs, _ = models.list_jobs(session_factory)
-    assert [j.state.value for j in jobs] == ["failed"]
+    rows, _ = jobs.list_jobs(session_factory)
+    assert [j.state.value for j in rows] == ["failed"]

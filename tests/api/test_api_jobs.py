@@ -7,7 +7,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from shared import models
+from shared import jobs, models
 from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.storage import job_prefix
 from tests.api.fakes import assert_problem, finish_job, post_photo
@@ -28,7 +28,7 @@ def test_submit_stores_input_commits_and_dispatches(client, obama_bytes, dispatc
     assert job["options"]["max_faces"] == 3 and job["options"]["video"] is False
     assert job["options"]["texture_size"] == 512
     assert dispatcher.sent == [(job["id"], "cpu")]
-    row = models.get_job(session_factory, job["id"])
+    row = jobs.get_job(session_factory, job["id"])
     assert row.input_key.startswith(job_prefix(job["id"])) and "/" not in row.input_name
     assert storage.get_bytes(row.input_key) == obama_bytes
     assert client.get(f"/v1/jobs/{job['id']}").get_json()["id"] == job["id"]
@@ -55,8 +55,8 @@ def test_same_idempotency_key_with_another_body_is_409(client, obama_bytes, gras
 def test_broker_down_fails_the_job_and_answers_503(client, obama_bytes, dispatcher, session_factory):
     dispatcher.fail_with = Face3dError("the job queue is unreachable", ErrorCode.BROKER_UNAVAILABLE)
     assert_problem(post_photo(client, obama_bytes), 503, "broker_unavailable")
-    jobs, _ = models.list_jobs(session_factory)
-    assert [(j.state.value, j.error_code) for j in jobs] == [("failed", "broker_unavailable")]
+    rows, _ = jobs.list_jobs(session_factory)
+    assert [(j.state.value, j.error_code) for j in rows] == [("failed", "broker_unavailable")]
 
 
 def test_cancel_queued_job_then_cancel_again_is_409(client, obama_bytes):
@@ -71,18 +71,18 @@ def test_cancel_queued_job_then_cancel_again_is_409(client, obama_bytes):
 
 def test_cancel_running_job_flags_it_for_the_worker(client, obama_bytes, session_factory):
     job_id = post_photo(client, obama_bytes).get_json()["id"]
-    assert models.mark_running(session_factory, job_id, "w1")
+    assert jobs.mark_running(session_factory, job_id, "w1")
     body = client.post(f"/v1/jobs/{job_id}/cancel").get_json()
     assert body["state"] == "running" and body["cancel_requested"] is True
-    assert models.get_job(session_factory, job_id).cancel_requested
-    assert models.mark_canceled(session_factory, job_id)      # what the worker does at its next stage
+    assert jobs.get_job(session_factory, job_id).cancel_requested
+    assert jobs.mark_canceled(session_factory, job_id)      # what the worker does at its next stage
     assert client.get(f"/v1/jobs/{job_id}").get_json()["state"] == "canceled"
 
 
 def test_delete_removes_row_and_files(client, obama_bytes, session_factory, storage):
     job_id = post_photo(client, obama_bytes).get_json()["id"]
     finish_job(session_factory, storage, job_id)
-    input_key = models.get_job(session_factory, job_id).input_key
+    input_key = jobs.get_job(session_factory, job_id).input_key
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
     assert_problem(client.get(f"/v1/jobs/{job_id}"), 404, "not_found")
     for key in (input_key, f"{job_prefix(job_id)}output/face_0.obj"):
@@ -94,7 +94,7 @@ def test_delete_queued_cancels_it_and_running_is_409(client, obama_bytes, sessio
     queued = post_photo(client, obama_bytes).get_json()["id"]
     assert client.delete(f"/v1/jobs/{queued}").status_code == 204
     running = post_photo(client, obama_bytes).get_json()["id"]
-    models.mark_running(session_factory, running, "w1")
+    jobs.mark_running(session_factory, running, "w1")
     assert_problem(client.delete(f"/v1/jobs/{running}"), 409, "conflict")
     assert client.get(f"/v1/jobs/{running}").get_json()["state"] == "running"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from api.jobs import _require_pixel_limit
-from shared import models
+from shared import jobs
 from shared.errors import ErrorCode, Face3dError
 from tests.api.fakes import RecordingDispatcher, assert_problem, post_photo
 
@@ -32,7 +32,7 @@ def test_photo_over_max_pixels_is_refused_at_submit(small_limit_client, obama_by
     body = assert_problem(post_photo(client, obama_bytes), 413, "image_too_large")
     assert f"910x1137 = {OBAMA_PIXELS} pixels" in body["detail"] and str(OBAMA_PIXELS - 1) in body["detail"]
     assert dispatcher.sent == []
-    assert models.list_jobs(session_factory, limit=10)[0] == []
+    assert jobs.list_jobs(session_factory, limit=10)[0] == []
     assert not [path for path in local_storage.root.rglob("*") if path.is_file()], "nothing may be stored"
 
 

@@ -21,7 +21,8 @@ FAST = {"video": False, "texture_size": 256}
 
 @pytest.fixture(scope="module")
 def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from shared.storage import make_s3_client
     from tests.conftest import empty_tables
 

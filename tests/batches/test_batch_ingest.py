@@ -122,6 +122,6 @@ def test_zip_upload_streams_entries_into_a_batch(api_url, faces_dir, tmp_path, s
 
 
 def _batch_of(sf, job_id: str) -> str:
-    from shared.models import get_job
+    from shared.jobs import get_job
 
     return get_job(sf, job_id).batch_id

@@ -29,7 +29,7 @@ def make_client(tmp_path, session_factory, local_storage):
 
 
 def bearer(session_factory, name: str, admin: bool = False) -> dict[str, str]:
-    from shared.auth import create_key
+    from shared.keys import create_key
 
     return {"Authorization": f"Bearer {create_key(session_factory, name=name, admin=admin).token}"}
 

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from PIL import Image
 
 from api.client import Face3dClient
-from shared.models import Job, get_job
+from shared.models import Job
+from shared.jobs import get_job
 from shared.states import JobState
 from tests.batches.conftest import SOURCE_BUCKET
 from tests.batches.stack import wait_until

@@ -9,7 +9,7 @@ import pytest
 from shared.batches import UniqueNames
 from shared.errors import Face3dError
 from shared.ingest import ResultsFile, iter_items
-from shared.models import canonical_options
+from shared.jobs import canonical_options
 
 
 def test_results_file_cuts_a_torn_last_line_and_knows_finished_names(tmp_path):

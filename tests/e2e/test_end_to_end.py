@@ -88,7 +88,7 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float =
 
 @pytest.fixture(scope="module")
 def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     upgrade(postgres_url)
     broker_url = redis_url_with_offset(2)  # its own db: no other test's worker may take these jobs

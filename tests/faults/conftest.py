@@ -36,7 +36,8 @@ class FaultStack:
 @pytest.fixture(scope="module")
 def fault_stack(postgres_url: str, tmp_path_factory) -> Iterator[FaultStack]:
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from shared.storage import make_s3_client, make_storage
     from worker.celery_app import make_celery
 

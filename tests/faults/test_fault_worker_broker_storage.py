@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shared import models
+from shared import jobs, models
 from shared.states import JobState
 from tests.faults.stack import wait_until
 from tests.service.workers import FACES, submit
@@ -19,7 +19,7 @@ PHOTO = FACES / "a_frontal_darkskin_woman.jpg"
 
 
 def state_of(stack, job_id: str) -> models.Job:
-    return models.get_job(stack.sf, job_id)
+    return jobs.get_job(stack.sf, job_id)
 
 
 def wait_terminal(stack, job_id: str, worker, timeout_s: float = 90) -> models.Job:
@@ -74,12 +74,12 @@ def test_broker_restart_without_persistence_loses_nothing(fault_stack, sweeper):
         wait_until(lambda: state_of(stack, long_job).state is JobState.RUNNING, 60, "first job starts")
         stack.broker.restart()                      # every queued message is gone
         restarted_at = time.monotonic()
-        jobs = [wait_terminal(stack, job_id, worker) for job_id in [long_job, *queued]]
+        finished = [wait_terminal(stack, job_id, worker) for job_id in [long_job, *queued]]
         recovery_s = time.monotonic() - restarted_at
     finally:
         worker.stop()
-    assert [job.state for job in jobs] == [JobState.SUCCEEDED] * 4, [(j.error_code, j.error_message) for j in jobs]
-    assert all(job.attempts == 1 for job in jobs)
+    assert [job.state for job in finished] == [JobState.SUCCEEDED] * 4, [(j.error_code, j.error_message) for j in finished]
+    assert all(job.attempts == 1 for job in finished)
     assert set(queued) <= sweeper.touched("resent")
     print(f"broker restart: 4 jobs done {recovery_s:.1f} s after the restart")
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from shared import batches, models
+from shared import batches, db, jobs, models
 from shared.config import load_settings
 from shared.states import JobState
 from worker.sweeper import Broker, sweep_once
@@ -42,7 +42,7 @@ class FakeBroker:
 
 
 def later(seconds: float):
-    return models.utcnow() + timedelta(seconds=seconds)
+    return db.utcnow() + timedelta(seconds=seconds)
 
 
 def new_items(sf, count: int, engine: str = "cpu") -> list[str]:
@@ -53,7 +53,7 @@ def new_items(sf, count: int, engine: str = "cpu") -> list[str]:
 
 
 def new_job(sf, webhook_url: str | None = None) -> str:
-    job, _ = models.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
+    job, _ = jobs.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
                                input_size=1, input_sha256="0" * 64, webhook_url=webhook_url)
     return job.id
 
@@ -63,7 +63,7 @@ def test_batch_items_waiting_behind_their_batch_are_not_resent(session_factory, 
     fake = FakeBroker(depths={"batch": 3})                       # every item still has its message
     report = sweep_once(session_factory, settings, fake.broker(), now=later(61))
     assert (report.resent, fake.items, fake.single) == ([], [], [])
-    assert {models.get_job(session_factory, job_id).state for job_id in ids} == {JobState.QUEUED}
+    assert {jobs.get_job(session_factory, job_id).state for job_id in ids} == {JobState.QUEUED}
 
 
 def test_batch_items_the_queue_lost_are_resent_through_the_batch_path(session_factory, settings):
@@ -95,7 +95,7 @@ def test_single_jobs_are_resent_even_behind_a_big_stale_batch(session_factory, s
 
 def test_a_lost_batch_item_is_requeued_through_the_batch_path(session_factory, settings):
     [item] = new_items(session_factory, 1)
-    models.mark_running(session_factory, item, "dead-worker")
+    jobs.mark_running(session_factory, item, "dead-worker")
     fake = FakeBroker(depths={"batch": 0})
     report = sweep_once(session_factory, settings, fake.broker(), now=later(2))
     assert report.requeued == [item] and fake.items == [("cpu", [item])] and fake.single == []
@@ -105,11 +105,11 @@ def test_jobs_the_sweeper_fails_get_their_webhook(session_factory, settings):
     sf = session_factory
     overdue, lost, quiet = (new_job(sf, "https://example.com/hook"), new_job(sf, "https://example.com/hook"),
                             new_job(sf))
-    models.mark_running(sf, overdue, "w")
+    jobs.mark_running(sf, overdue, "w")
     for job_id in (lost, quiet):                                 # attempts == max: the next loss is final
-        models.mark_running(sf, job_id, "w")
-        models.requeue(sf, job_id)
-        models.mark_running(sf, job_id, "w")
+        jobs.mark_running(sf, job_id, "w")
+        jobs.requeue(sf, job_id)
+        jobs.mark_running(sf, job_id, "w")
     with sf.begin() as session:                                  # the overdue one started long ago
         session.execute(sa.update(models.Job).where(models.Job.id == overdue)
                         .values(started_at=later(-settings.job_time_limit_s - 10)))
@@ -117,8 +117,8 @@ def test_jobs_the_sweeper_fails_get_their_webhook(session_factory, settings):
     report = sweep_once(sf, settings, fake.broker(), now=later(2))
     assert set(report.failed) == {overdue, lost, quiet}
     assert sorted(fake.announced) == sorted([overdue, lost])     # quiet has no webhook_url: nothing to send
-    assert models.get_job(sf, overdue).error_code == "timeout"
-    assert models.get_job(sf, lost).error_code == "worker_lost"
+    assert jobs.get_job(sf, overdue).error_code == "timeout"
+    assert jobs.get_job(sf, lost).error_code == "worker_lost"
 
 
 def test_celery_broker_sends_items_to_the_batch_queue_and_webhooks_to_theirs(session_factory, settings, redis_url):
@@ -134,9 +134,9 @@ def test_celery_broker_sends_items_to_the_batch_queue_and_webhooks_to_theirs(ses
     client.delete("cpu", "batch", "webhooks")
     ids = new_items(session_factory, 2)
     hooked = new_job(session_factory, "https://example.com/hook")
-    models.mark_running(session_factory, hooked, "w")
-    models.requeue(session_factory, hooked)
-    models.mark_running(session_factory, hooked, "w")
+    jobs.mark_running(session_factory, hooked, "w")
+    jobs.requeue(session_factory, hooked)
+    jobs.mark_running(session_factory, hooked, "w")
     broker = celery_broker(settings)
     report = sweep_once(session_factory, settings, broker, now=later(61))
     assert report.resent == ids and report.failed == [hooked]

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared import models
+from shared import db, jobs
 from shared.config import load_settings
 from shared.states import JobState
 from worker.heartbeat import Heartbeat, previous_owner_lost, worker_identity
@@ -31,23 +31,23 @@ class Sent(list):
 
 
 def new_job(sf) -> str:
-    job, _ = models.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
+    job, _ = jobs.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
                                input_size=1, input_sha256="0" * 64)
     return job.id
 
 
 def later(seconds: float):
-    return models.utcnow() + timedelta(seconds=seconds)
+    return db.utcnow() + timedelta(seconds=seconds)
 
 
 def test_fresh_jobs_are_left_alone(session_factory, settings):
     queued = new_job(session_factory)
     running = new_job(session_factory)
-    models.mark_running(session_factory, running, "w")
+    jobs.mark_running(session_factory, running, "w")
     sent = Sent()
     report = sweep_once(session_factory, settings, sent)
     assert (report.resent, report.requeued, report.failed, sent) == ([], [], [], [])
-    assert models.get_job(session_factory, queued).state is JobState.QUEUED
+    assert jobs.get_job(session_factory, queued).state is JobState.QUEUED
 
 
 def test_old_queued_job_is_resent_once_per_period(session_factory, settings):
@@ -56,22 +56,22 @@ def test_old_queued_job_is_resent_once_per_period(session_factory, settings):
     assert sweep_once(session_factory, settings, sent, now=later(61)).resent == [job_id]
     assert sweep_once(session_factory, settings, sent, now=later(62)).resent == []     # resent a moment ago
     assert sent == [job_id]
-    assert models.get_job(session_factory, job_id).state is JobState.QUEUED
+    assert jobs.get_job(session_factory, job_id).state is JobState.QUEUED
 
 
 def test_silent_running_job_is_requeued_and_resent_then_fails_worker_lost(session_factory, settings):
     sf = session_factory
     job_id = new_job(sf)
-    models.mark_running(sf, job_id, "dead-1")
-    models.touch_heartbeat(sf, job_id, "dead-1")
+    jobs.mark_running(sf, job_id, "dead-1")
+    jobs.touch_heartbeat(sf, job_id, "dead-1")
     sent = Sent()
     report = sweep_once(sf, settings, sent, now=later(2))
     assert (report.requeued, sent) == ([job_id], [job_id])
-    job = models.get_job(sf, job_id)
+    job = jobs.get_job(sf, job_id)
     assert (job.state, job.worker, job.heartbeat_at) == (JobState.QUEUED, None, None)
-    models.mark_running(sf, job_id, "dead-2")                         # attempt 2 of 2 dies too
+    jobs.mark_running(sf, job_id, "dead-2")                         # attempt 2 of 2 dies too
     report = sweep_once(sf, settings, sent, now=later(2))
-    lost = models.get_job(sf, job_id)
+    lost = jobs.get_job(sf, job_id)
     assert report.failed == [job_id] and sent == [job_id]
     assert (lost.state, lost.error_code, lost.attempts) == (JobState.FAILED, "worker_lost", 2)
 
@@ -79,69 +79,69 @@ def test_silent_running_job_is_requeued_and_resent_then_fails_worker_lost(sessio
 def test_beating_job_is_not_touched_and_overdue_job_times_out(session_factory, settings):
     sf = session_factory
     job_id = new_job(sf)
-    models.mark_running(sf, job_id, "alive")
+    jobs.mark_running(sf, job_id, "alive")
     with Heartbeat(sf, job_id, "alive", settings.heartbeat_interval_s):
         time.sleep(1.5)                                                 # longer than the heartbeat timeout
         assert sweep_once(sf, settings, Sent()).requeued == []
     report = sweep_once(sf, settings, Sent(), now=later(settings.job_time_limit_s + 5))
-    job = models.get_job(sf, job_id)
+    job = jobs.get_job(sf, job_id)
     assert report.failed == [job_id] and (job.state, job.error_code) == (JobState.FAILED, "timeout")
 
 
 def test_requeue_loses_a_race_with_a_heartbeat(session_factory, settings):
     sf = session_factory
     job_id = new_job(sf)
-    models.mark_running(sf, job_id, "slow")
-    stale = models.get_job(sf, job_id)
-    models.touch_heartbeat(sf, job_id, "slow")                       # the worker beats after the sweeper read
-    assert not models.requeue_lost(sf, stale)
-    assert models.get_job(sf, job_id).state is JobState.RUNNING
+    jobs.mark_running(sf, job_id, "slow")
+    stale = jobs.get_job(sf, job_id)
+    jobs.touch_heartbeat(sf, job_id, "slow")                       # the worker beats after the sweeper read
+    assert not jobs.requeue_lost(sf, stale)
+    assert jobs.get_job(sf, job_id).state is JobState.RUNNING
 
 
 def test_heartbeat_notices_the_job_was_taken(session_factory, settings):
     sf = session_factory
     job_id = new_job(sf)
-    models.mark_running(sf, job_id, "w1")
+    jobs.mark_running(sf, job_id, "w1")
     with Heartbeat(sf, job_id, "w1", settings.heartbeat_interval_s) as beat:
-        first = models.get_job(sf, job_id).heartbeat_at
+        first = jobs.get_job(sf, job_id).heartbeat_at
         assert first is not None and not beat.lost.is_set()
-        models.requeue_lost(sf, models.get_job(sf, job_id))
+        jobs.requeue_lost(sf, jobs.get_job(sf, job_id))
         assert beat.lost.wait(2)
 
 
 def test_previous_owner_lost_rules(session_factory, settings):
     sf = session_factory
     job_id = new_job(sf)
-    models.mark_running(sf, job_id, "never-beat")
-    assert previous_owner_lost(sf, models.get_job(sf, job_id), settings)          # no heartbeat ever
+    jobs.mark_running(sf, job_id, "never-beat")
+    assert previous_owner_lost(sf, jobs.get_job(sf, job_id), settings)          # no heartbeat ever
 
-    models.requeue(sf, job_id)
-    models.mark_running(sf, job_id, "alive")
+    jobs.requeue(sf, job_id)
+    jobs.mark_running(sf, job_id, "alive")
     with Heartbeat(sf, job_id, "alive", settings.heartbeat_interval_s):
-        assert not previous_owner_lost(sf, models.get_job(sf, job_id), settings)  # its next beat answers
+        assert not previous_owner_lost(sf, jobs.get_job(sf, job_id), settings)  # its next beat answers
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     dead_local = worker_identity(f"face3d-cpu@{HOST}", pid=gone.pid)
-    models.requeue(sf, job_id)
-    models.mark_running(sf, job_id, dead_local)
-    models.touch_heartbeat(sf, job_id, dead_local)
+    jobs.requeue(sf, job_id)
+    jobs.mark_running(sf, job_id, dead_local)
+    jobs.touch_heartbeat(sf, job_id, dead_local)
     started = time.monotonic()
-    assert previous_owner_lost(sf, models.get_job(sf, job_id), settings)          # dead pid on this host
+    assert previous_owner_lost(sf, jobs.get_job(sf, job_id), settings)          # dead pid on this host
     assert time.monotonic() - started < 0.5                                        # without waiting it out
 
-    models.requeue(sf, job_id)
+    jobs.requeue(sf, job_id)
     silent = worker_identity("face3d-cpu@another-host", pid=os.getpid())
-    models.mark_running(sf, job_id, silent)
-    models.touch_heartbeat(sf, job_id, silent)
-    assert previous_owner_lost(sf, models.get_job(sf, job_id), settings)          # silent for the timeout
+    jobs.mark_running(sf, job_id, silent)
+    jobs.touch_heartbeat(sf, job_id, silent)
+    assert previous_owner_lost(sf, jobs.get_job(sf, job_id), settings)          # silent for the timeout
 
 
 def test_sweeper_command_once(tmp_path):
     from click.testing import CliRunner
 
     from shared.cli import main
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     upgrade(url)

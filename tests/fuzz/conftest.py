@@ -57,9 +57,10 @@ def loopback_only(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Iterator[FuzzApi]:
     from api.app import create_app
-    from shared.auth import create_key
+    from shared.keys import create_key
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from shared.storage import LocalStorage
 
     root = tmp_path_factory.mktemp("fuzz")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared import models
+from shared import jobs, models
 from tests.api.fakes import assert_problem, post_photo
 from tests.faults.stack import WorkerProcess, wait_until
 
@@ -103,7 +103,8 @@ JOBS = {
 def hostile_stack(tmp_path_factory) -> Iterator:
     from api.app import create_app
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from worker.embedded import embedded_broker
 
     folder = tmp_path_factory.mktemp("hostile")
@@ -151,14 +152,14 @@ def test_hostile_jobs_end_with_the_right_code_and_the_worker_carries_on(hostile_
     follower = post_photo(client, FACE.read_bytes(), name="after.jpg", options=FAST).get_json()["id"]
 
     def all_done() -> bool:
-        return all(models.get_job(sf, job_id).is_terminal for job_id in [*submitted.values(), follower])
+        return all(jobs.get_job(sf, job_id).is_terminal for job_id in [*submitted.values(), follower])
 
     wait_until(all_done, 120, f"every hostile job finishes; worker log:\n{worker.log()}", 0.2)
-    outcome = {case: (models.get_job(sf, job_id).state.value, models.get_job(sf, job_id).error_code)
+    outcome = {case: (jobs.get_job(sf, job_id).state.value, jobs.get_job(sf, job_id).error_code)
                for case, job_id in submitted.items()}
     assert outcome == {case: expected for case, (_, _, expected) in JOBS.items()}
-    assert models.get_job(sf, follower).state.value == "succeeded"
-    names = {case: models.get_job(sf, submitted[case]).input_name for case in ("unicode_name", "overlong_name")}
+    assert jobs.get_job(sf, follower).state.value == "succeeded"
+    names = {case: jobs.get_job(sf, submitted[case]).input_name for case in ("unicode_name", "overlong_name")}
     assert all(len(name) <= 120 and "/" not in name and ".." not in name for name in names.values()), names
     assert worker.process.poll() is None
 
@@ -175,6 +176,6 @@ def test_odd_file_names_are_stored_safely_on_every_database(session_factory, loc
                      storage=local_storage, dispatcher=RecordingDispatcher(), broker_check=lambda: None)
     response = post_photo(app.test_client(), FACE.read_bytes(), name=filename)
     assert response.status_code == 202, response.get_data(as_text=True)
-    job = models.get_job(session_factory, response.get_json()["id"])
+    job = jobs.get_job(session_factory, response.get_json()["id"])
     assert 0 < len(job.input_name) <= 120 and "/" not in job.input_name and not job.input_name.startswith(".")
     assert local_storage.get_bytes(job.input_key) == FACE.read_bytes()

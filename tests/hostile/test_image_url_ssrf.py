@@ -161,12 +161,12 @@ def test_api_refuses_private_urls_with_422(url_app, url):
 
 
 def test_api_fetches_allowed_url_when_private_is_allowed(url_app, origin, local_storage, session_factory):
-    from shared import models
+    from shared import jobs
 
     client = url_app(image_url_allow_private=True)
     response = client.post("/v1/jobs", json={"image_url": f"{origin}/face.jpg", "options": {"video": False}})
     assert response.status_code == 202, response.get_data(as_text=True)
-    job = models.get_job(session_factory, response.get_json()["id"])
+    job = jobs.get_job(session_factory, response.get_json()["id"])
     assert job.input_name == "face.jpg" and job.options["video"] is False
     assert local_storage.get_bytes(job.input_key) == FACE.read_bytes()
     assert_problem(client.post("/v1/jobs", json={"image_url": f"{origin}/big"}), 413, "payload_too_large")

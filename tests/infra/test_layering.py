@@ -29,10 +29,9 @@ KNOWN_SIDEWAYS: set[tuple[str, str]] = {
     ("worker.batch_tasks", "api.sniff"),
 }
 KNOWN_CYCLES: list[list[str]] = [
-    ["api.auth", "api.jobs", "shared.auth", "shared.batches", "shared.db", "shared.models", "shared.webhooks",
-     "worker.heartbeat", "worker.tasks", "worker.webhooks"],
+    ["api.jobs", "shared.webhooks", "worker.tasks", "worker.webhooks"],
 ]
-KNOWN_JOBS_WRITERS = {"shared.models", "shared.batches"}
+KNOWN_JOBS_WRITERS: set[str] = set()
 
 
 def _edges():

@@ -29,7 +29,7 @@ class Callers:
 
 
 def new_caller(session_factory: Any, *, admin: bool = False, name: str = "") -> Caller:
-    from shared.auth import create_key
+    from shared.keys import create_key
 
     created = create_key(session_factory, name=name, admin=admin)
     return Caller(created.key.id, created.token, created.webhook_secret)

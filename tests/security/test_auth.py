@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from shared import auth as keys
+from shared import keys
 from tests.api.fakes import assert_problem, post_photo
 from tests.security.conftest import new_caller
 
@@ -112,7 +112,8 @@ def test_auth_off_is_open_and_warns_loudly(session_factory, local_storage, tmp_p
 def test_production_refuses_to_start_open_or_keyless(tmp_path, env, complaint):
     from api.app import create_app
     from shared.config import ConfigError, load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     upgrade(url)
@@ -162,7 +163,7 @@ def test_auth_tables_match_their_migration(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import shared.webhooks  # noqa: F401  (registers webhook_deliveries)
+    import shared.models  # noqa: F401  (every table on Base.metadata)
     from shared.db import Base, make_engine
 
     engine = make_engine(db_url)

@@ -191,7 +191,8 @@ def worker_stack(postgres_url, redis_url, tmp_path_factory):
     import redis as redis_lib
 
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from tests.conftest import redis_url_with_offset
     from tests.service.workers import worker_process
 

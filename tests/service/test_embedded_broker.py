@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis
 
 from shared.config import load_settings
-from shared.db import make_engine, make_session_factory, upgrade
+from shared.db import make_engine, make_session_factory
+from shared.migrations import upgrade
 from shared.states import JobState
 from shared.storage import make_storage
 from worker.celery_app import broker_url_for, make_celery
@@ -94,7 +95,7 @@ def test_killed_worker_process_job_runs_again(tmp_path):
     import signal
     import time
 
-    from shared import models
+    from shared import jobs
     from tests.service.workers import pool_children
 
     settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path)})
@@ -106,9 +107,9 @@ def test_killed_worker_process_job_runs_again(tmp_path):
         job_id = submit(sf, make_storage(settings), make_celery(settings), FACES / "c_group_t1_six.jpg",
                         {"video": True, "frames": 30})
         deadline = time.monotonic() + 120
-        while models.get_job(sf, job_id).state is JobState.QUEUED and time.monotonic() < deadline:
+        while jobs.get_job(sf, job_id).state is JobState.QUEUED and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert models.get_job(sf, job_id).state is JobState.RUNNING, describe(models.get_job(sf, job_id), log)
+        assert jobs.get_job(sf, job_id).state is JobState.RUNNING, describe(jobs.get_job(sf, job_id), log)
         os.kill(pool_children(proc)[0], signal.SIGKILL)
         job = wait_terminal(sf, job_id, log)
     engine.dispose()

@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from shared import models
+from shared import jobs, models
 from shared.ingest import MIN_POLL_S, _enough_new, _poll_delay
 from shared.storage import LocalStorage, output_key
 from shared.storage import local as local_storage
 
 
 def new_job(sf) -> models.Job:
-    job, _ = models.create_job(sf, engine="cpu", options={}, input_name="a.jpg", input_key="k", input_size=1,
+    job, _ = jobs.create_job(sf, engine="cpu", options={}, input_name="a.jpg", input_key="k", input_size=1,
                                input_sha256="0" * 64)
     return job
 
@@ -22,16 +22,16 @@ def new_job(sf) -> models.Job:
 def test_report_progress_records_stage_and_answers_cancel(session_factory):
     sf = session_factory
     job = new_job(sf)
-    assert models.report_progress(sf, job.id, "detect", 0.2) is None          # not running yet
-    models.mark_running(sf, job.id, "w")
-    assert models.report_progress(sf, job.id, "detect", 0.4) is False
-    stored = models.get_job(sf, job.id)
+    assert jobs.report_progress(sf, job.id, "detect", 0.2) is None          # not running yet
+    jobs.mark_running(sf, job.id, "w")
+    assert jobs.report_progress(sf, job.id, "detect", 0.4) is False
+    stored = jobs.get_job(sf, job.id)
     assert (stored.stage, stored.progress) == ("detect", 0.4)
-    models.cancel_job(sf, job.id)
-    assert models.report_progress(sf, job.id, "mesh", 0.6) is True
-    models.mark_canceled(sf, job.id)
-    assert models.report_progress(sf, job.id, "texture", 0.8) is None
-    assert models.get_job(sf, job.id).stage == "mesh"
+    jobs.cancel_job(sf, job.id)
+    assert jobs.report_progress(sf, job.id, "mesh", 0.6) is True
+    jobs.mark_canceled(sf, job.id)
+    assert jobs.report_progress(sf, job.id, "texture", 0.8) is None
+    assert jobs.get_job(sf, job.id).stage == "mesh"
 
 
 def test_local_put_file_links_on_the_same_file_system(tmp_path):

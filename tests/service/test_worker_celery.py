@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
-from shared import models
+from shared import jobs
 from shared.config import load_settings
-from shared.db import make_engine, make_session_factory, upgrade
+from shared.db import make_engine, make_session_factory
+from shared.migrations import upgrade
 from shared.states import JobState
 from shared.storage import make_storage
 from worker.celery_app import make_celery
@@ -62,14 +63,14 @@ def test_no_face_photo_fails_no_face_detected(stack):
 def test_message_for_succeeded_job_is_ignored(stack):
     sf, storage, app, log = stack
     done_id = submit_without_sending(sf)
-    models.mark_running(sf, done_id, "earlier-worker")
-    models.mark_succeeded(sf, done_id, {"faces": [], "artifacts": [], "marker": "kept"})
-    before = models.get_job(sf, done_id)
+    jobs.mark_running(sf, done_id, "earlier-worker")
+    jobs.mark_succeeded(sf, done_id, {"faces": [], "artifacts": [], "marker": "kept"})
+    before = jobs.get_job(sf, done_id)
     send_job(app, done_id, "cpu")
     # The solo worker takes messages in order: once the next job is finished, the first message was handled.
     follower = wait_terminal(sf, submit(sf, storage, app, FACES / "f_noface_grass.jpg", FAST), log)
     assert follower.is_terminal
-    after = models.get_job(sf, done_id)
+    after = jobs.get_job(sf, done_id)
     assert after.result == {"faces": [], "artifacts": [], "marker": "kept"}
     assert (after.state, after.attempts, after.worker, after.updated_at) == (
         JobState.SUCCEEDED, 1, "earlier-worker", before.updated_at)
@@ -77,6 +78,6 @@ def test_message_for_succeeded_job_is_ignored(stack):
 
 
 def submit_without_sending(sf) -> str:
-    job, _ = models.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
+    job, _ = jobs.create_job(sf, engine="cpu", options={}, input_name="x.jpg", input_key="jobs/x/input/x.jpg",
                                input_size=1, input_sha256="0" * 64)
     return job.id

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import models
+from shared import jobs, models
 from shared.config import load_settings
 from shared.errors import NoFaceError
 from shared.states import JobState
@@ -53,7 +53,7 @@ def queued_job(ctx, options=None):
     job_id = uuid.uuid4().hex
     key = input_key(job_id, PHOTO.name)
     ctx.storage.put_bytes(key, PHOTO.read_bytes())
-    job, _ = models.create_job(ctx.session_factory, engine="scripted", options=options or {}, input_name=PHOTO.name,
+    job, _ = jobs.create_job(ctx.session_factory, engine="scripted", options=options or {}, input_name=PHOTO.name,
                                input_key=key, input_size=PHOTO.stat().st_size, input_sha256="0" * 64, job_id=job_id)
     return job
 
@@ -62,7 +62,7 @@ def test_no_face_fails_without_retry(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: (_ for _ in ()).throw(NoFaceError("no face in the photo"))))
     job = queued_job(ctx)
     assert run_job(ctx, job.id, worker="w") == "failed"
-    failed = models.get_job(ctx.session_factory, job.id)
+    failed = jobs.get_job(ctx.session_factory, job.id)
     assert (failed.state, failed.error_code, failed.attempts) == (JobState.FAILED, "no_face_detected", 1)
 
 
@@ -70,17 +70,17 @@ def test_cancel_requested_while_running_stops_at_next_stage(ctx, use_engine):
     reached = []
     job = queued_job(ctx)
     use_engine(ScriptedEngine(lambda: reached.append("after detect"),
-                              before=lambda: models.cancel_job(ctx.session_factory, job.id)))
+                              before=lambda: jobs.cancel_job(ctx.session_factory, job.id)))
     assert run_job(ctx, job.id, worker="w") == "canceled"
     assert reached == []
-    assert models.get_job(ctx.session_factory, job.id).state is JobState.CANCELED
+    assert jobs.get_job(ctx.session_factory, job.id).state is JobState.CANCELED
 
 
 def test_unexpected_error_fails_internal_with_message(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: (_ for _ in ()).throw(RuntimeError("kaboom"))))
     job = queued_job(ctx)
     assert run_job(ctx, job.id, worker="w") == "failed"
-    failed = models.get_job(ctx.session_factory, job.id)
+    failed = jobs.get_job(ctx.session_factory, job.id)
     assert failed.error_code == "internal" and "kaboom" in failed.error_message
 
 
@@ -89,26 +89,26 @@ def test_unknown_engine_fails_engine_unavailable(ctx):
     with ctx.session_factory.begin() as session:
         session.get(models.Job, job.id).engine = "warp-drive"
     assert run_job(ctx, job.id, worker="w") == "failed"
-    assert models.get_job(ctx.session_factory, job.id).error_code == "engine_unavailable"
+    assert jobs.get_job(ctx.session_factory, job.id).error_code == "engine_unavailable"
 
 
 def test_bad_options_fail_validation(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: None))
     job = queued_job(ctx, options={"frames": 3, "colour": "blue"})
     assert run_job(ctx, job.id, worker="w") == "failed"
-    failed = models.get_job(ctx.session_factory, job.id)
+    failed = jobs.get_job(ctx.session_factory, job.id)
     assert failed.error_code == "validation_failed" and "colour" in failed.error_message
 
 
 def test_finished_job_message_is_ignored(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: pytest.fail("must not run")))
     job = queued_job(ctx)
-    models.mark_running(ctx.session_factory, job.id, "w0")
-    models.mark_succeeded(ctx.session_factory, job.id, {"faces": [], "artifacts": []})
-    before = models.get_job(ctx.session_factory, job.id)
+    jobs.mark_running(ctx.session_factory, job.id, "w0")
+    jobs.mark_succeeded(ctx.session_factory, job.id, {"faces": [], "artifacts": []})
+    before = jobs.get_job(ctx.session_factory, job.id)
     for redelivered in (False, True):
         assert run_job(ctx, job.id, worker="w", redelivered=redelivered) == "ignored"
-    after = models.get_job(ctx.session_factory, job.id)
+    after = jobs.get_job(ctx.session_factory, job.id)
     assert (after.state, after.attempts, after.updated_at) == (before.state, before.attempts, before.updated_at)
 
 
@@ -116,17 +116,17 @@ def test_redelivery_after_lost_worker_runs_again_then_gives_up(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: (_ for _ in ()).throw(NoFaceError("none"))))
     sf = ctx.session_factory
     job = queued_job(ctx)
-    models.mark_running(sf, job.id, "dead-worker")
+    jobs.mark_running(sf, job.id, "dead-worker")
     assert run_job(ctx, job.id, worker="w", redelivered=False) == "ignored"     # not a redelivery: leave it
     assert run_job(ctx, job.id, worker="w", redelivered=True) == "failed"       # attempt 2 ran
-    assert models.get_job(sf, job.id).attempts == 2
+    assert jobs.get_job(sf, job.id).attempts == 2
 
     second = queued_job(ctx)
-    models.mark_running(sf, second.id, "dead-1")
-    models.requeue(sf, second.id)
-    models.mark_running(sf, second.id, "dead-2")                                  # attempts == max (2)
+    jobs.mark_running(sf, second.id, "dead-1")
+    jobs.requeue(sf, second.id)
+    jobs.mark_running(sf, second.id, "dead-2")                                  # attempts == max (2)
     assert run_job(ctx, second.id, worker="w", redelivered=True) == "failed"       # worker_lost: webhook due
-    lost = models.get_job(sf, second.id)
+    lost = jobs.get_job(sf, second.id)
     assert (lost.state, lost.error_code) == (JobState.FAILED, "worker_lost")
 
 
@@ -136,19 +136,19 @@ def test_unreachable_storage_fails_storage_unavailable(ctx, use_engine):
     broken = S3Storage(make_s3_client("http://127.0.0.1:9", "us-east-1"), "bucket")
     broken_ctx = WorkerContext(ctx.settings, ctx.session_factory, broken)
     assert run_job(broken_ctx, job.id, worker="w") == "failed"
-    assert models.get_job(ctx.session_factory, job.id).error_code == "storage_unavailable"
+    assert jobs.get_job(ctx.session_factory, job.id).error_code == "storage_unavailable"
 
 
 def test_progress_reporter_grows_and_records_stage(session_factory, ctx):
     job = queued_job(ctx)
-    models.mark_running(session_factory, job.id, "w")
+    jobs.mark_running(session_factory, job.id, "w")
     report = ProgressReporter(session_factory, job.id)
     seen = []
     for stage in ("decode", "detect", "texture"):
         report(stage)
-        seen.append(models.get_job(session_factory, job.id).progress)
+        seen.append(jobs.get_job(session_factory, job.id).progress)
     assert seen == sorted(seen) and 0 < seen[0] < seen[-1] < 1
-    assert models.get_job(session_factory, job.id).stage == "texture"
+    assert jobs.get_job(session_factory, job.id).stage == "texture"
 
 
 def test_parse_options_accepts_known_fields():

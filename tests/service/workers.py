@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from shared import models
+from shared import jobs, models
 from shared.storage import input_key
 from worker.dispatch import send_job
 
@@ -47,7 +47,7 @@ def submit(sf, storage, celery_app, photo: Path, options: dict | None = None) ->
     job_id = uuid.uuid4().hex
     key = input_key(job_id, photo.name)
     storage.put_bytes(key, data)
-    models.create_job(sf, engine="cpu", options=options or {}, input_name=photo.name, input_key=key,
+    jobs.create_job(sf, engine="cpu", options=options or {}, input_name=photo.name, input_key=key,
                       input_size=len(data), input_sha256=hashlib.sha256(data).hexdigest(), job_id=job_id)
     send_job(celery_app, job_id, "cpu")
     return job_id
@@ -56,7 +56,7 @@ def submit(sf, storage, celery_app, photo: Path, options: dict | None = None) ->
 def wait_terminal(sf, job_id: str, log_path: Path, timeout_s: float = 180) -> models.Job:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        job = models.get_job(sf, job_id)
+        job = jobs.get_job(sf, job_id)
         if job.is_terminal:
             return job
         time.sleep(0.2)

@@ -84,7 +84,7 @@ def job_entry(page, name: str):
 
 @pytest.fixture(scope="module")
 def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.db import upgrade
+    from shared.migrations import upgrade
 
     data = tmp_path_factory.mktemp("web-stack")
     broker_url = redis_url_with_offset(2)   # a db of our own: no other test's worker may take these jobs
@@ -192,14 +192,15 @@ def _require_key(token: str):
 
 def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama_bytes_path):
     from api.app import create_app
-    from shared import models
+    from shared import jobs
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
 
     database = f"sqlite:///{tmp_path / 'face3d.db'}"
     upgrade(database)
     sessions = make_session_factory(make_engine(database))
-    job, _ = models.create_job(sessions, engine="cpu", options={}, input_name="box.jpg", input_key="jobs/x/input/box.jpg",
+    job, _ = jobs.create_job(sessions, engine="cpu", options={}, input_name="box.jpg", input_key="jobs/x/input/box.jpg",
                                input_size=1, input_sha256="0" * 64, idempotency_key=None, request_fingerprint="f")
     finish_job(sessions, s3_storage, job.id, {"face_0.glb": _box_glb(), "result.json": b'{"faces": [{}]}'})
     dispatcher = RecordingDispatcher()

@@ -16,7 +16,8 @@ LOCAL_IMPORT = re.compile(r"""(?:import|export)\s[^;]*?from\s+["'](\.{1,2}/[^"']
 def make_client(tmp_path):
     from api.app import create_app
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory, upgrade
+    from shared.db import make_engine, make_session_factory
+    from shared.migrations import upgrade
     from shared.storage import LocalStorage
 
     def make(**env: str):

@@ -1,4 +1,4 @@
-"""API keys: the ApiKey row and its verbs.
+"""API keys: creating, authenticating, listing and revoking them (the ApiKey row is in shared/models.py).
 
 A key is a high-entropy random token with a recognisable prefix (``f3d_``, like Stripe's ``sk_live_``) so leaked keys
 are easy to spot in logs and by secret scanners. Only its SHA-256 is stored: a random 256-bit token needs no slow
@@ -7,44 +7,22 @@ once, at creation; the secret is stored in clear because the workers sign with i
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base
+from shared.db import SessionFactory, utcnow
 from shared.errors import NotFound
-from shared.models import Job, SessionFactory, UTCDateTime, utcnow
-from shared.states import JobState
+from shared.models import ApiKey
 
 TOKEN_PREFIX = "f3d_"
 TOKEN_BYTES = 32
 SHOWN_PREFIX_CHARS = len(TOKEN_PREFIX) + 8
-
-
-class ApiKey(Base):
-    __tablename__ = "api_keys"
-
-    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
-    prefix: Mapped[str] = mapped_column(sa.String(16))
-    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    webhook_secret: Mapped[str] = mapped_column(sa.String(100))
-    is_admin: Mapped[bool] = mapped_column(sa.Boolean(), default=False, server_default=sa.false())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    def __repr__(self) -> str:
-        return f"ApiKey(id={self.id!r}, prefix={self.prefix!r}, admin={self.is_admin})"
 
 
 @dataclass(frozen=True)
@@ -62,8 +40,6 @@ def hash_token(token: str) -> str:
 
 def new_webhook_secret() -> str:
     """Standard Webhooks format: ``whsec_`` + base64 of the HMAC key bytes."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
@@ -125,13 +101,3 @@ def count_active_keys(sf: SessionFactory) -> int:
     with sf() as session:
         return int(session.scalar(sa.select(sa.func.count()).select_from(ApiKey)
                                   .where(ApiKey.revoked_at.is_(None))) or 0)
-
-
-def count_active_jobs(sf: SessionFactory, owner_id: str) -> int:
-    """Queued + running single jobs of one owner (the per-key cap). Batch items are left out: a batch queues
-    thousands by design, on its own low-priority queue, and must not lock its key out of interactive submits."""
-    query = (sa.select(sa.func.count()).select_from(Job)
-             .where(Job.owner_id == owner_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
-                    Job.batch_id.is_(None)))
-    with sf() as session:
-        return int(session.scalar(query) or 0)
