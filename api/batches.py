@@ -10,23 +10,23 @@ import hashlib
 import json
 import posixpath
 import zipfile
-from datetime import datetime
 from itertools import islice
 from typing import Any, Iterable, Iterator
-from urllib.parse import quote, urlencode, urlparse
+from urllib.parse import urlencode, urlparse
 
 from flask import Blueprint, Response, current_app, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from api.auth import current_owner, ensure_visible, visible_owner
 from api.problems import RequestValidationError
-from api.schemas import JobOptions
+from api.forms import BatchCreate, BatchItemIn
 from api.services import Services, services
 from api.sniff import sniff_image_type
 from shared import batches, db, jobs, models
 from shared.batches import NewItem, UniqueNames
 from shared.engines import engine_names
 from shared.errors import ErrorCode, Face3dError
+from shared.schema import BatchList, JobOptions, batch_view, result_line
 from shared.states import TERMINAL_STATES, JobState
 from shared.storage import input_key, job_prefix, make_s3_client
 
@@ -35,62 +35,6 @@ bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 UPLOADS_PREFIX = "uploads/"
 DEFAULT_PAGE = 50
 Pending = tuple[NewItem, Face3dError | None]      # an item, and why it already failed (None: it goes to a worker)
-
-
-# ---------------------------------------------------------------- request / response models
-
-
-class BatchItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str | None = Field(None, description="A key in the service's storage under uploads/.")
-    url: str | None = Field(None, description="s3://bucket/key, read from the configured S3 endpoint.")
-    name: str | None = Field(None, max_length=1024, description="Name in the results (default: the key's file name).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "BatchItemIn":
-        if (self.key is None) == (self.url is None):
-            raise ValueError("give exactly one of 'key' or 'url'")
-        return self
-
-
-class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[BatchItemIn] | None = Field(None, description="Photos to add; omit for an empty batch that "
-                                                              "receives items through POST /v1/batches/{id}/items.")
-    s3_prefix: str | None = Field(None, description="s3://bucket/prefix: every object under it is an item.")
-    options: JobOptions = Field(default_factory=JobOptions)
-    name: str | None = Field(None, max_length=255)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "BatchCreate":
-        if self.items is not None and self.s3_prefix is not None:
-            raise ValueError("give 'items' or 's3_prefix', not both")
-        return self
-
-
-class BatchView(BaseModel):
-    id: str
-    name: str | None
-    state: str = Field(description="queued | running | completed | canceled")
-    engine: str
-    options: dict[str, Any]
-    source: str
-    total: int
-    counts: dict[str, int] = Field(description="Items per job state.")
-    done: int
-    progress: float = Field(description="Finished items / total, 0..1.")
-    throughput_items_per_s: float | None
-    eta_s: float | None
-    created_at: datetime
-    last_finished_at: datetime | None
-    results_url: str
-
-
-class BatchList(BaseModel):
-    items: list[BatchView]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
 
 
 # ---------------------------------------------------------------- routes
@@ -406,35 +350,12 @@ def _visible_batch(svc: Services, batch_id: str) -> models.Batch:
 # ---------------------------------------------------------------- responses
 
 
-def result_line(job: models.Job, base_url: str) -> dict[str, Any]:
-    """One line of the results file: what a client needs per photo, nothing it has to look up again."""
-    result = job.result or {}
-    code = getattr(job.error_code, "value", job.error_code)
-    artifacts = [{"name": a["name"], "url": f"{base_url}/v1/jobs/{job.id}/artifacts/{quote(a['name'])}"}
-                 for a in result.get("artifacts", [])]
-    return {"name": job.input_name, "job_id": job.id, "state": JobState(job.state).value,
-            "faces": len(result.get("faces", [])), "artifacts": artifacts,
-            "error": {"code": code, "message": job.error_message or ""} if code else None,
-            "reused_from": result.get("reused_from")}
-
-
 def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response:
     batch = batches.get_batch(svc.session_factory, batch_id)
     view = batch_view(batch, batches.batch_progress(svc.session_factory, batch), _base_url(svc))
     response = Response(view.model_dump_json(), status=status, mimetype="application/json")
     response.headers["Location"] = f"/v1/batches/{batch.id}"
     return response
-
-
-def batch_view(batch: models.Batch, progress: batches.BatchProgress, base_url: str) -> BatchView:
-    return BatchView(
-        id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
-        source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,
-        progress=round(progress.done / progress.total, 4) if progress.total else 0.0,
-        throughput_items_per_s=None if progress.throughput is None else round(progress.throughput, 3),
-        eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
-        last_finished_at=progress.last_finished_at, results_url=f"{base_url}/v1/batches/{batch.id}/results",
-    )
 
 
 def _base_url(svc: Services) -> str:

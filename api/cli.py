@@ -11,7 +11,7 @@ import click
 from shared.errors import Face3dError
 
 if TYPE_CHECKING:
-    from api.schemas import Job
+    from shared.schema import Job
 
 _server_option = click.option("--server", "server", default=None, metavar="URL",
                               help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")

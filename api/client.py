@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import requests
 
-from api.schemas import Job, JobList, JobOptions
+from shared.schema import Job, JobList, JobOptions
 from shared.errors import ErrorCode, Face3dError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"

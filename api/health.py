@@ -5,10 +5,20 @@ import logging
 from typing import Callable
 
 from flask import Blueprint, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from api.schemas import Health, Readiness
 from api.services import Services, services
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ok | unavailable")
+    checks: dict[str, str] = Field(description="database / broker / storage -> 'ok' or the failure reason.")
+
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import time
 import uuid
 import warnings
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request, send_file
 from PIL import Image
@@ -20,10 +20,11 @@ from werkzeug.utils import secure_filename
 
 from api import auth
 from api.problems import RequestValidationError
-from api.schemas import Job, JobList, JobOptions, WebhookDeliveryList, request_fingerprint
+from api.forms import request_fingerprint
 from api.services import Services, services
 from api.sniff import sniff_image_type
 from shared import jobs
+from shared.schema import JobList, JobOptions, WebhookDeliveryList, job_view
 from shared.engines import engine_names
 from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
 from shared.states import JobState
@@ -68,7 +69,7 @@ def list_jobs() -> Response:
     svc = services()
     rows, next_cursor = jobs.list_jobs(svc.session_factory, state=state, cursor=cursor, limit=limit,
                                          owner_id=auth.visible_owner())
-    page = JobList(items=[job_view(row) for row in rows], next_cursor=next_cursor)
+    page = JobList(items=[job_view(row, _base_url()) for row in rows], next_cursor=next_cursor)
     response = _json(page.model_dump_json())
     if next_cursor:
         query = {"limit": limit, "cursor": next_cursor, **({"state": state.value} if state else {})}
@@ -83,7 +84,7 @@ def get_job(job_id: str) -> Response:
     wait_s = _wait_preference()
     if wait_s is not None:
         job = _wait_for_terminal(svc, job, wait_s)
-    response = _json(job_view(job).model_dump_json())
+    response = _json(job_view(job, _base_url()).model_dump_json())
     if wait_s is not None:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
     return response
@@ -96,7 +97,7 @@ def cancel_job(job_id: str) -> Response:
     job = jobs.cancel_job(svc.session_factory, job_id)
     if JobState(job.state).is_terminal:
         _send_webhook(svc, job)
-    return _json(job_view(job).model_dump_json(), status=202)
+    return _json(job_view(job, _base_url()).model_dump_json(), status=202)
 
 
 @bp.delete("/<job_id>")
@@ -359,7 +360,7 @@ def _job_response(svc: Services, job: Any, *, created: bool) -> Response:
     if wait_s is not None:
         job = _wait_for_terminal(svc, job, wait_s)
     finished = JobState(job.state).is_terminal
-    response = _json(job_view(job).model_dump_json(), status=200 if finished else 202)
+    response = _json(job_view(job, _base_url()).model_dump_json(), status=200 if finished else 202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if wait_s is not None:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
@@ -381,23 +382,6 @@ def _find_artifact(job: Any, name: str) -> dict[str, Any]:
         if artifact.get("name") == name:
             return artifact
     raise NotFound(f"job {job.id} has no artifact named {name!r}")
-
-
-def job_view(job: Any, base_url: str | None = None) -> Job:
-    """The API's view of a job row. ``base_url`` for use outside a request (webhooks); else the request's."""
-    result = job.result or {}
-    base = f"{_base_url() if base_url is None else base_url.rstrip('/')}/v1/jobs/{job.id}/artifacts/"
-    code = getattr(job.error_code, "value", job.error_code)
-    error = {"code": code, "message": job.error_message or ""} if code else None
-    return Job(
-        id=job.id, state=JobState(job.state), engine=job.engine, options=job.options or {},
-        input_name=job.input_name, stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
-        cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
-        started_at=job.started_at, finished_at=job.finished_at, error=error,
-        faces=result.get("faces", []), warnings=result.get("warnings", []),
-        artifacts=[{**a, "url": base + quote(a["name"])} for a in result.get("artifacts", [])],
-        timings_ms=result.get("timings_ms", {}), webhook_url=getattr(job, "webhook_url", None),
-    )
 
 
 def _base_url() -> str:

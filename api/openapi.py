@@ -10,14 +10,16 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from api import batches, schemas
+from api import forms
+from api.health import Health, Readiness
 from api.openapi_paths import BEARER, HEADERS, REF, paths
+from api.problems import Problem
+from shared import schema
 
-SERIALIZED = (schemas.Job, schemas.JobList, schemas.Problem, schemas.Health, schemas.Readiness,
-              schemas.WebhookDeliveryList, schemas.WebhookEvent, schemas.BatchItemAdded, schemas.BatchResultLine,
-              batches.BatchView, batches.BatchList)
-VALIDATED = (schemas.JobOptions, schemas.SubmitForm, schemas.UrlSubmission, batches.BatchCreate,
-             batches.BatchItemIn, schemas.BatchArchiveForm, schemas.BatchItemForm)
+SERIALIZED = (schema.Job, schema.JobList, Problem, Health, Readiness, schema.WebhookDeliveryList, schema.WebhookEvent,
+              schema.BatchItemAdded, schema.BatchResultLine, schema.BatchView, schema.BatchList)
+VALIDATED = (schema.JobOptions, forms.SubmitForm, forms.UrlSubmission, forms.BatchCreate, forms.BatchItemIn,
+             forms.BatchArchiveForm, forms.BatchItemForm)
 DESCRIPTION = (
     "Send face photos, get textured 3D faces back. Jobs are asynchronous: POST a photo (or its URL), then follow "
     "the job (or send `Prefer: wait=N`). Batches take many photos at once and stream one JSON line per photo. "

@@ -5,10 +5,9 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, current_app, request
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api.schemas import Problem, ValidationIssue
 from shared.errors import HTTP_STATUS, ErrorCode, Face3dError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -24,6 +23,24 @@ _HTTP_CODES: dict[int, ErrorCode] = {
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     429: ErrorCode.RATE_LIMITED,
 }
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['options', 'max_faces'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the one error shape of this API."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+    instance: str | None = None
+    errors: list[ValidationIssue] | None = None
 
 
 class RequestValidationError(Face3dError):

@@ -19,7 +19,6 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 import urllib3
@@ -29,7 +28,8 @@ from shared.config import Settings
 from shared.db import SessionFactory, utcnow
 from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.jobs import get_job
-from shared.models import WebhookDelivery
+from shared.models import Job, WebhookDelivery
+from shared.schema import webhook_event
 
 SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2000
@@ -131,12 +131,8 @@ def signing_secret(sf: SessionFactory, owner_id: str | None, settings: Settings)
         return settings.webhook_secret
 
 
-def event_body(job: Any, settings: Settings) -> bytes:
-    from api.jobs import job_view
-
-    data = job_view(job, base_url=settings.public_base_url or "").model_dump(mode="json")
-    event = {"type": f"job.{getattr(job.state, 'value', job.state)}",
-             "timestamp": utcnow().isoformat().replace("+00:00", "Z"), "data": data}
+def event_body(job: Job, settings: Settings) -> bytes:
+    event = webhook_event(job, settings.public_base_url or "", timestamp=utcnow())
     return json.dumps(event, separators=(",", ":")).encode()
 
 
@@ -157,7 +153,7 @@ def attempt_delivery(sf: SessionFactory, settings: Settings, job_id: str, attemp
     return outcome
 
 
-def _post(sf: SessionFactory, settings: Settings, job: Any) -> AttemptOutcome:
+def _post(sf: SessionFactory, settings: Settings, job: Job) -> AttemptOutcome:
     secret = signing_secret(sf, job.owner_id, settings)
     if not secret:
         return AttemptOutcome(False, False, error="no signing secret: set WEBHOOK_SECRET (AUTH_MODE=off)")
@@ -177,7 +173,7 @@ def _post(sf: SessionFactory, settings: Settings, job: Any) -> AttemptOutcome:
     return AttemptOutcome(False, True, status, f"HTTP {status}")
 
 
-def _record(sf: SessionFactory, job: Any, attempt: int, started: datetime, outcome: AttemptOutcome,
+def _record(sf: SessionFactory, job: Job, attempt: int, started: datetime, outcome: AttemptOutcome,
             retry_at: datetime | None) -> None:
     row = WebhookDelivery(job_id=job.id, msg_id=message_id(job.id), attempt=attempt, url=job.webhook_url,
                           status_code=outcome.status_code, error=outcome.error, started_at=started,

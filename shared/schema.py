@@ -1,14 +1,23 @@
-"""Request and response models of the HTTP API. The OpenAPI document is generated from these same classes."""
+"""The public JSON contract: what HTTP responses, webhook events, batch result lines and the client all read.
+
+The OpenAPI document is generated from these classes (api/openapi.py), so their names are the component names.
+It imports no web framework and no database library: the client imports this module alone (with shared.errors).
+Rows are only read through their attributes; their type is named for readers, never imported at run time.
+"""
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.states import JobState
+
+if TYPE_CHECKING:
+    from shared.batches import BatchProgress
+    from shared.models import Batch
+    from shared.models import Job as JobRow
 
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 
@@ -38,12 +47,6 @@ class JobOptions(BaseModel):
     def engine_options(self) -> dict[str, Any]:
         """The options the engine receives (engine name excluded; unset fields left to the engine's defaults)."""
         return self.model_dump(exclude={"engine", "webhook_url"}, exclude_none=True)
-
-
-def request_fingerprint(image_sha256: str, engine: str, options: dict[str, Any]) -> str:
-    """Same image + same engine + same options => same fingerprint (idempotent retries are recognised)."""
-    canonical = json.dumps({"engine": engine, "options": options}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{image_sha256}\n{canonical}".encode()).hexdigest()
 
 
 class ErrorInfo(BaseModel):
@@ -110,98 +113,12 @@ class WebhookDeliveryList(BaseModel):
     items: list[WebhookDelivery]
 
 
-class ValidationIssue(BaseModel):
-    loc: list[str | int] = Field(description="Where the problem is, e.g. ['options', 'max_faces'].")
-    msg: str
-    type: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, the one error shape of this API."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    code: str
-    instance: str | None = None
-    errors: list[ValidationIssue] | None = None
-
-
-class Health(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str = Field(description="ok | unavailable")
-    checks: dict[str, str] = Field(description="database / broker / storage -> 'ok' or the failure reason.")
-
-
-def _form_field(extra: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
-    """JSON-schema fixer for an optional multipart field: a form part is either sent (as text or a file) or left
-    out; there is no null in multipart/form-data, so the schema is the non-null branch, without a default."""
-
-    def fix(schema: dict[str, Any]) -> None:
-        branches = [branch for branch in schema.pop("anyOf", []) if branch.get("type") != "null"]
-        schema.update(branches[0] if branches else {})
-        schema.pop("default", None)
-        schema.update(extra or {})
-
-    return fix
-
-
-_IMAGE_PART = {"type": "string", "format": "binary", "contentMediaType": "image/*"}
-
-
-class SubmitForm(BaseModel):
-    """multipart/form-data body of POST /v1/jobs (documentation only: the API reads the form directly). Send exactly
-    one of ``image`` and ``image_url``; JobOptions fields may also be sent as form fields of their own."""
-
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["image"]}, {"required": ["image_url"]}]})
-
-    image: bytes | None = Field(None, json_schema_extra=_form_field(_IMAGE_PART),
-                                description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
-    image_url: str | None = Field(None, max_length=2048, json_schema_extra=_form_field(),
-                                  description="http(s) URL of the photo, instead of image.")
-    options: str | None = Field(None, json_schema_extra=_form_field(),
-                                description="JSON object of JobOptions; the fields may also be sent one by one.")
-
-
-class UrlSubmission(BaseModel):
-    """application/json body of POST /v1/jobs that names the photo by URL instead of uploading it (the form field
-    ``image_url`` does the same in multipart/form-data). The API fetches it: http(s) only, public addresses only
-    (checked after DNS resolution, on every redirect), at most MAX_UPLOAD_BYTES within IMAGE_URL_TIMEOUT_S."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    image_url: str = Field(max_length=2048, description="http(s) URL of the photo.")
-    options: JobOptions | None = None
-
-
 class WebhookEvent(BaseModel):
     """Body POSTed to a job's webhook_url when it finishes (signed with the Standard Webhooks headers)."""
 
     type: str = Field(description="job.<state>, e.g. job.succeeded")
     timestamp: datetime
     data: Job
-
-
-class BatchArchiveForm(BaseModel):
-    """multipart/form-data body of POST /v1/batches: a zip whose every file is one item (documentation only)."""
-
-    archive: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "application/zip"},
-                           description="Zip archive of photos, at most MAX_ARCHIVE_BYTES.")
-    options: str | None = Field(None, json_schema_extra=_form_field(),
-                                description="JSON object of JobOptions, shared by every item.")
-    name: str | None = Field(None, max_length=255, json_schema_extra=_form_field())
-
-
-class BatchItemForm(BaseModel):
-    """multipart/form-data body of POST /v1/batches/{batch_id}/items (documentation only)."""
-
-    image: bytes = Field(json_schema_extra=_IMAGE_PART)
-    name: str | None = Field(None, json_schema_extra=_form_field(),
-                             description="Item name, unique in the batch (default: the file name).")
 
 
 class BatchItemAdded(BaseModel):
@@ -226,3 +143,84 @@ class BatchResultLine(BaseModel):
     artifacts: list[ArtifactLink]
     error: ErrorInfo | None
     reused_from: str | None = Field(description="Id of an earlier job with the same input whose result was reused.")
+
+
+class BatchView(BaseModel):
+    id: str
+    name: str | None
+    state: str = Field(description="queued | running | completed | canceled")
+    engine: str
+    options: dict[str, Any]
+    source: str
+    total: int
+    counts: dict[str, int] = Field(description="Items per job state.")
+    done: int
+    progress: float = Field(description="Finished items / total, 0..1.")
+    throughput_items_per_s: float | None
+    eta_s: float | None
+    created_at: datetime
+    last_finished_at: datetime | None
+    results_url: str
+
+
+class BatchList(BaseModel):
+    items: list[BatchView]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+# ---------------------------------------------------------------- rows -> views
+
+
+def artifact_url(base_url: str, job_id: str, name: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/jobs/{job_id}/artifacts/{quote(name)}"
+
+
+def error_of(job: "JobRow") -> dict[str, str] | None:
+    return {"code": job.error_code, "message": job.error_message or ""} if job.error_code else None
+
+
+def job_view(job: "JobRow", base_url: str) -> Job:
+    """A job as GET /v1/jobs/{id} and the webhooks show it; ``base_url``: the API's address as clients see it."""
+    result = job.result or {}
+    return Job(
+        id=job.id, state=job.state, engine=job.engine, options=job.options or {},
+        input_name=job.input_name, stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
+        cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
+        started_at=job.started_at, finished_at=job.finished_at, error=error_of(job),
+        faces=result.get("faces", []), warnings=result.get("warnings", []),
+        artifacts=[{**a, "url": artifact_url(base_url, job.id, a["name"])} for a in result.get("artifacts", [])],
+        timings_ms=result.get("timings_ms", {}), webhook_url=job.webhook_url,
+    )
+
+
+def webhook_event(job: "JobRow", base_url: str, timestamp: datetime) -> dict[str, Any]:
+    """The body of a finished job's webhook, as JSON-ready data (see WebhookEvent)."""
+    return {"type": f"job.{job.state.value}", "timestamp": timestamp.isoformat().replace("+00:00", "Z"),
+            "data": job_view(job, base_url).model_dump(mode="json")}
+
+
+def result_line(job: "JobRow", base_url: str) -> dict[str, Any]:
+    """One line of a batch's results: what a client needs per photo, nothing it has to look up again."""
+    result = job.result or {}
+    artifacts = [{"name": a["name"], "url": artifact_url(base_url, job.id, a["name"])}
+                 for a in result.get("artifacts", [])]
+    return {"name": job.input_name, "job_id": job.id, "state": job.state.value,
+            "faces": len(result.get("faces", [])), "artifacts": artifacts, "error": error_of(job),
+            "reused_from": result.get("reused_from")}
+
+
+def failed_line(name: str, code: str, message: str) -> dict[str, Any]:
+    """The result line of an item that never reached the server (unreadable, refused before upload)."""
+    return {"name": name, "job_id": None, "state": JobState.FAILED.value, "faces": 0, "artifacts": [],
+            "error": {"code": code, "message": message}, "reused_from": None}
+
+
+def batch_view(batch: "Batch", progress: "BatchProgress", base_url: str) -> BatchView:
+    return BatchView(
+        id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
+        source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,
+        progress=round(progress.done / progress.total, 4) if progress.total else 0.0,
+        throughput_items_per_s=None if progress.throughput is None else round(progress.throughput, 3),
+        eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
+        last_finished_at=progress.last_finished_at, results_url=f"{base_url}/v1/batches/{batch.id}/results",
+    )
