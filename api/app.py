@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify
 from sqlalchemy import exc as sa_exc
@@ -10,13 +10,16 @@ from sqlalchemy import exc as sa_exc
 from api import batches, health, jobs, web
 from api.auth import init_app as init_auth
 from api.openapi import openapi_document
-from api.problems import register_error_handlers
-from api.services import BrokerCheck, Dispatcher, Services
+from api.problems import problem_response, register_error_handlers
+from api.services import Services
+from shared.db import session_factory_for
+from shared.errors import ErrorCode
+from shared.queue import JobQueue
+from shared.storage import make_storage
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
     from shared.config import Settings
+    from shared.db import SessionFactory
     from shared.storage import Storage
 
 # Room for the multipart envelope and option fields around an image of max_upload_bytes.
@@ -28,20 +31,18 @@ log = logging.getLogger(__name__)
 def create_app(
     settings: "Settings | None" = None,
     *,
-    session_factory: "sessionmaker[Session] | None" = None,
+    session_factory: "SessionFactory | None" = None,
     storage: "Storage | None" = None,
-    celery_app: Any = None,
-    dispatcher: Dispatcher | None = None,
-    broker_check: BrokerCheck | None = None,
+    queue: "JobQueue | None" = None,
 ) -> Flask:
-    """Build the API. ``dispatcher`` (job_id, engine) replaces Celery sending in pure-API tests."""
+    """Build the API; each dependency left out is built from ``settings`` (default: the environment)."""
     from shared.config import load_settings
 
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.json.sort_keys = False
-    app.extensions["face3d"] = _services(settings, session_factory, storage, celery_app, dispatcher, broker_check)
+    app.extensions["face3d"] = _services(settings, session_factory, storage, queue)
     register_error_handlers(app)
     app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
     init_auth(app)
@@ -55,9 +56,6 @@ def create_app(
 
 def _database_error(error: Exception) -> Response:
     """An unreachable or overloaded database is an outage (503 + Retry-After), not a bug (500)."""
-    from api.problems import problem_response
-    from shared.errors import ErrorCode
-
     outage = isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
         isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
     if not outage:
@@ -68,40 +66,11 @@ def _database_error(error: Exception) -> Response:
                             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
-def _services(settings: "Settings", session_factory: Any, storage: Any, celery_app: Any,
-              dispatcher: Dispatcher | None, broker_check: BrokerCheck | None) -> Services:
-    if session_factory is None:
-        from shared.db import make_engine, make_session_factory
-
-        session_factory = make_session_factory(make_engine(settings.database_url))
-    if storage is None:
-        from shared.storage import make_storage
-
-        storage = make_storage(settings)
-    if celery_app is None and (dispatcher is None or broker_check is None):
-        from worker.celery_app import make_celery
-
-        celery_app = make_celery(settings)
+def _services(settings: "Settings", session_factory: "SessionFactory | None", storage: "Storage | None",
+              queue: "JobQueue | None") -> Services:
     return Services(
         settings=settings,
-        session_factory=session_factory,
-        storage=storage,
-        dispatch=dispatcher or _celery_dispatcher(celery_app),
-        check_broker=broker_check or _celery_broker_check(celery_app, settings.broker_connect_timeout_s),
-        celery_app=celery_app,
+        session_factory=session_factory_for(settings.database_url) if session_factory is None else session_factory,
+        storage=make_storage(settings) if storage is None else storage,
+        queue=JobQueue.from_settings(settings) if queue is None else queue,
     )
-
-
-def _celery_dispatcher(celery_app: Any) -> Dispatcher:
-    from worker.dispatch import send_job
-
-    return lambda job_id, engine: send_job(celery_app, job_id, engine)
-
-
-def _celery_broker_check(celery_app: Any, timeout_s: float) -> BrokerCheck:
-    def check() -> None:
-        with celery_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
-                                         timeout=timeout_s)
-
-    return check

@@ -14,18 +14,18 @@ from itertools import islice
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlencode, urlparse
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
 from api.auth import current_owner, ensure_visible, visible_owner
 from api.problems import RequestValidationError
 from api.forms import BatchCreate, BatchItemIn
 from api.services import Services, services
-from api.sniff import sniff_image_type
 from shared import batches, db, jobs, models
 from shared.batches import NewItem, UniqueNames
 from shared.engines import engine_names
 from shared.errors import ErrorCode, Face3dError
+from shared.imaging import check_image_bytes
 from shared.schema import BatchList, JobOptions, batch_view, result_line
 from shared.states import TERMINAL_STATES, JobState
 from shared.storage import input_key, job_prefix, make_s3_client
@@ -90,10 +90,7 @@ def cancel_batch(batch_id: str) -> Response:
     svc = services()
     batch = _visible_batch(svc, batch_id)
     outcome = batches.cancel_batch(svc.session_factory, batch.id)
-    if outcome.webhook_job_ids and svc.celery_app is not None:
-        from worker.webhooks import announce_finished
-
-        announce_finished(svc.celery_app, outcome.webhook_job_ids)
+    svc.queue.announce_finished(outcome.webhook_job_ids)
     return _batch_response(svc, batch.id, status=202)
 
 
@@ -178,13 +175,10 @@ def _uploaded_item(svc: Services) -> Pending:
 
 def _stored_item(svc: Services, item: NewItem, data: bytes) -> Pending:
     """Store an image's bytes as the item's input (hash known); a non-image fails its own item only."""
-    if len(data) > svc.settings.max_upload_bytes:
-        return item, Face3dError(f"{item.name} is larger than the limit of {svc.settings.max_upload_bytes} bytes",
-                                 ErrorCode.PAYLOAD_TOO_LARGE)
-    media_type = sniff_image_type(data)
-    if media_type is None:
-        return item, Face3dError(f"{item.name} is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
-                                 ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    try:
+        media_type = check_image_bytes(data, svc.settings.max_upload_bytes, name=item.name)
+    except Face3dError as exc:
+        return item, exc
     key = input_key(item.job_id, item.name)
     svc.storage.put_bytes(key, data, content_type=media_type)
     return NewItem(name=item.name, input_key=key, input_size=len(data),
@@ -272,23 +266,11 @@ def _queue(svc: Services, batch: models.Batch, chunk: list[Pending]) -> None:
     if not ready:
         return
     try:
-        _batch_dispatcher(svc)(ready, batch.engine)
+        svc.queue.send_items(ready, batch.engine)
     except Face3dError as exc:
         unsent = ready[int(exc.details.get("sent", 0)):]
         jobs.fail_all(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
         raise Face3dError(f"batch {batch.id}: {exc.message}; {len(unsent)} item(s) failed", exc.code) from exc
-
-
-def _batch_dispatcher(svc: Services) -> Any:
-    """(job_ids, engine) -> None. Tests inject one as app.extensions['face3d_batch_dispatch']."""
-    custom = current_app.extensions.get("face3d_batch_dispatch")
-    if custom is not None:
-        return custom
-    if svc.celery_app is None:          # API tests with a recording single-job dispatcher
-        return lambda job_ids, engine: [svc.dispatch(job_id, engine) for job_id in job_ids]
-    from worker.dispatch import send_batch_jobs
-
-    return lambda job_ids, engine: send_batch_jobs(svc.celery_app, job_ids, engine)
 
 
 # ---------------------------------------------------------------- parsing helpers

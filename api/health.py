@@ -41,7 +41,7 @@ def readyz() -> Response:
 def _checks(svc: Services) -> dict[str, Callable[[], None]]:
     return {
         "database": lambda: _check_database(svc),
-        "broker": svc.check_broker,
+        "broker": svc.queue.check,
         "storage": svc.storage.check,
     }
 

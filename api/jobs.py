@@ -22,11 +22,11 @@ from api import auth
 from api.problems import RequestValidationError
 from api.forms import request_fingerprint
 from api.services import Services, services
-from api.sniff import sniff_image_type
 from shared import jobs
 from shared.schema import JobList, JobOptions, WebhookDeliveryList, job_view
 from shared.engines import engine_names
 from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from shared.imaging import check_image_bytes
 from shared.states import JobState
 from shared.storage import content_type_for, input_key, job_prefix
 
@@ -47,7 +47,7 @@ _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 def submit_job() -> Response:
     svc = services()
     upload = _required_image()
-    options = parse_options(submission_fields())
+    options = read_job_options(submission_fields())
     engine = _engine_name(options, svc.settings.default_engine)
     webhook_url = _webhook_url(svc, options)
     auth.enforce_active_job_cap(svc.settings, svc.session_factory)
@@ -95,8 +95,8 @@ def cancel_job(job_id: str) -> Response:
     svc = services()
     _visible_job(svc, job_id)
     job = jobs.cancel_job(svc.session_factory, job_id)
-    if JobState(job.state).is_terminal:
-        _send_webhook(svc, job)
+    if job.is_terminal and job.webhook_url:      # canceled while queued: the API finished it
+        svc.queue.announce_finished([job.id])
     return _json(job_view(job, _base_url()).model_dump_json(), status=202)
 
 
@@ -156,18 +156,10 @@ def _webhook_url(svc: Services, options: JobOptions) -> str | None:
     return options.webhook_url
 
 
-def _send_webhook(svc: Services, job: Any) -> None:
-    """A job the API itself finished (canceled while queued) gets its webhook like a worker-finished one."""
-    if job.webhook_url and svc.celery_app is not None:
-        from worker.webhooks import enqueue_webhook
-
-        enqueue_webhook(svc.celery_app, job.id)
-
-
 # ---------------------------------------------------------------- request parsing
 
 
-def parse_options(form: Any) -> JobOptions:
+def read_job_options(form: Any) -> JobOptions:
     """Options come as one JSON field ``options`` and/or as individual form fields (these win)."""
     raw: dict[str, Any] = {}
     if isinstance(form.get("options"), dict):           # JSON body: options is already an object
@@ -243,15 +235,9 @@ def _engine_name(options: JobOptions, default: str) -> str:
 
 
 def _require_image_bytes(data: bytes, max_bytes: int) -> str:
-    if len(data) > max_bytes:
-        raise Face3dError(f"the image is larger than the limit of {max_bytes} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
-    if not data:
+    if data == b"":
         raise Face3dError("the 'image' file is empty", ErrorCode.INVALID_REQUEST)
-    media_type = sniff_image_type(data)
-    if media_type is None:
-        raise Face3dError("the file is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
-                          ErrorCode.UNSUPPORTED_MEDIA_TYPE)
-    return media_type
+    return check_image_bytes(data, max_bytes)
 
 
 def _require_pixel_limit(data: bytes, max_pixels: int) -> None:
@@ -338,7 +324,7 @@ def _fingerprinted(options: dict[str, Any], webhook_url: str | None) -> dict[str
 def _dispatch_or_fail(svc: Services, job: Any) -> None:
     """The row is committed before the message is sent; if sending fails the job is failed, never left queued."""
     try:
-        svc.dispatch(job.id, job.engine)
+        svc.queue.send_job(job.id, job.engine)
     except Exception as exc:
         message = exc.message if isinstance(exc, Face3dError) else f"could not queue the job: {exc}"
         jobs.mark_failed(svc.session_factory, job.id, ErrorCode.BROKER_UNAVAILABLE, message)

@@ -39,7 +39,7 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
     signal.signal(signal.SIGTERM, _raise_stop)
     with ExitStack() as stack:
         if settings.uses_embedded_broker:
-            from worker.embedded import start_embedded_broker
+            from shared.broker import start_embedded_broker
 
             broker_url, stop_broker = start_embedded_broker(settings.data_dir)
             stack.callback(stop_broker)
@@ -67,15 +67,15 @@ def _check_auth_before_start(settings: "Settings") -> None:
     """Refuse an unsafe production start with one clear line (not a child's traceback); say loudly when auth is off."""
     from api.auth import check_startup
     from shared.config import ConfigError
-    from shared.db import make_engine, make_session_factory
+    from shared.db import session_factory_for
 
-    engine = make_engine(settings.database_url)
+    session_factory = session_factory_for(settings.database_url)
     try:
-        check_startup(settings, make_session_factory(engine))
+        check_startup(settings, session_factory)
     except ConfigError as error:
         raise click.ClickException(error.message) from None
     finally:
-        engine.dispose()
+        session_factory.kw["bind"].dispose()
     if settings.auth_mode != "on":
         click.secho("WARNING: AUTH_MODE=off: anyone who can reach this port can submit and read every job "
                     "(set AUTH_MODE=on and create keys with `face3d keys create`)", fg="yellow", err=True)
@@ -99,7 +99,9 @@ def worker_command(workers: int) -> list[str]:
     # cpu and gpu: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
     # webhooks: delivery retries, ahead of batch items. batch last: with the priority queue order it only runs when
     # no interactive job waits.
-    return [*_face3d(), "worker", "--queues", "cpu,gpu,webhooks,batch", "--concurrency", str(workers)]
+    from shared.queue import SERVE_QUEUES
+
+    return [*_face3d(), "worker", "--queues", ",".join(SERVE_QUEUES), "--concurrency", str(workers)]
 
 
 def sweeper_command() -> list[str]:

@@ -1,29 +1,24 @@
-"""What a request handler needs, built once per app and injectable for tests."""
+"""What a request handler needs, built once per app by create_app and injectable for tests."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
     from shared.config import Settings
+    from shared.db import SessionFactory
+    from shared.queue import JobQueue
     from shared.storage import Storage
-
-Dispatcher = Callable[[str, str], None]      # (job_id, engine) -> None; raises Face3dError(BROKER_UNAVAILABLE)
-BrokerCheck = Callable[[], None]             # raises when the broker cannot be reached
 
 
 @dataclass
 class Services:
     settings: "Settings"
-    session_factory: "sessionmaker[Session]"
+    session_factory: "SessionFactory"
     storage: "Storage"
-    dispatch: Dispatcher
-    check_broker: BrokerCheck
-    celery_app: Any = None
+    queue: "JobQueue"           # or any object with its methods (tests: tests/stubs.py RecordingQueue)
 
 
 def services() -> Services:

@@ -15,7 +15,7 @@ def answered_here(replies: list[dict] | None, hostname: str) -> bool:
 
 def main() -> int:
     from shared.config import load_settings
-    from worker.celery_app import make_celery
+    from shared.queue import make_celery
 
     replies = make_celery(load_settings()).control.ping(timeout=5.0)
     return 0 if answered_here(replies, socket.gethostname()) else 1

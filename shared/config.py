@@ -118,9 +118,6 @@ class Settings:
     def uses_embedded_broker(self) -> bool:
         return self.broker_url == EMBEDDED_BROKER
 
-    def celery_queue_for(self, engine: str) -> str:
-        return "gpu" if engine in self.gpu_engines else "cpu"
-
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from ``env`` (default: os.environ); keyword overrides win over the environment."""

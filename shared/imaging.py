@@ -1,6 +1,8 @@
-"""Photo decoding: bytes or a path in, an upright 8-bit RGB ``Photo`` out, or a typed ``InputError``.
+"""Photos in: recognising an image by its bytes (what the API and the batch worker accept), and decoding bytes or
+a path into an upright 8-bit RGB ``Photo``, or a typed ``InputError``.
 
 The pixel limit is checked from the header, before any pixel is decoded, so a decompression bomb costs nothing.
+The type is recognised by magic numbers, never by the client's file name or Content-Type.
 """
 from __future__ import annotations
 
@@ -12,9 +14,46 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.engines.base import Options, Photo
-from shared.errors import ErrorCode, InputError
+from shared.errors import ErrorCode, Face3dError, InputError
 
 NEUTRAL_BACKGROUND = (128, 128, 128)   # what transparent pixels become (black would read as a dark photo)
+SUPPORTED_TYPES = "JPEG, PNG, GIF, WebP, BMP or TIFF"
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image media type of ``data``, or None when it is not a format the engines decode.
+
+    HEIC/AVIF are recognised by nobody here on purpose: Pillow cannot decode them without an extra plugin,
+    so accepting them would only move the failure into the worker.
+    """
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, media_type in _SIGNATURES:
+        if data.startswith(magic):
+            return media_type
+    return None
+
+
+def check_image_bytes(data: bytes, max_bytes: int, name: str | None = None) -> str:
+    """The media type of bytes the service may store as a job's input: at most ``max_bytes``, of a type the engines
+    decode. ``name``: the item named in the messages (default: the one upload of a request)."""
+    if len(data) > max_bytes:
+        raise Face3dError(f"{name or 'the image'} is larger than the limit of {max_bytes} bytes",
+                          ErrorCode.PAYLOAD_TOO_LARGE)
+    media_type = sniff_image_type(data)
+    if media_type is None:
+        raise Face3dError(f"{name or 'the file'} is not a supported image ({SUPPORTED_TYPES})",
+                          ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    return media_type
 
 
 def load_image(path: str | Path, max_pixels: int = Options.max_pixels) -> Photo:

@@ -12,28 +12,26 @@ from urllib.parse import urlparse
 
 from celery import shared_task
 
-from api.sniff import sniff_image_type
 from shared import batches, jobs, models
 from shared.errors import ErrorCode, Face3dError, NotFound
+from shared.imaging import check_image_bytes
+from shared.queue import BATCH_TASK_NAME
 from shared.states import JobState
 from shared.storage import input_key, make_s3_client
-from worker.celery_app import BATCH_TASK_NAME
+from worker.context import WorkerContext, context_for
 from worker.heartbeat import worker_identity
-from worker.tasks import WorkerContext, _app_settings, context_for, run_job, with_storage_retries
-from worker.webhooks import notify_finished
+from worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=BATCH_TASK_NAME, bind=True, acks_late=True)
+@shared_task(name=BATCH_TASK_NAME, base=JobTask, bind=True, acks_late=True)
 def batch_item(self: Any, job_id: str) -> str:
-    ctx = context_for(_app_settings(self.app))
+    ctx = context_for(self.app)
     worker = worker_identity(self.request.hostname or "worker")
     outcome = prepare_item(ctx, job_id, worker)
     if outcome is None:
-        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        outcome = run_job(ctx, job_id, worker=worker, redelivered=redelivered)
-    notify_finished(self.app, ctx, job_id, "succeeded" if outcome == "reused" else outcome)
+        outcome = run_job(ctx, job_id, worker=worker, redelivered=is_redelivery(self.request))
     return outcome
 
 
@@ -63,12 +61,7 @@ def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
 
 def _read_input(ctx: WorkerContext, job: models.Job) -> models.Job | None:
     data = _fetch(ctx, job.input_key)
-    if len(data) > ctx.settings.max_upload_bytes:
-        raise Face3dError(f"{job.input_name} is larger than the limit of {ctx.settings.max_upload_bytes} bytes",
-                          ErrorCode.PAYLOAD_TOO_LARGE)
-    if sniff_image_type(data) is None:
-        raise Face3dError(f"{job.input_name} is not a supported image (JPEG, PNG, GIF, WebP, BMP or TIFF)",
-                          ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    check_image_bytes(data, ctx.settings.max_upload_bytes, name=job.input_name)
     key = job.input_key
     if key.startswith("s3://"):
         key = input_key(job.id, job.input_name)

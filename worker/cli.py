@@ -7,9 +7,15 @@ import socket
 
 import click
 
+from shared.queue import CPU_QUEUE, SERVE_QUEUES
+
+# The modules whose tasks a worker consumes (a sender needs only their names, from shared.queue).
+TASK_MODULES = ("worker.tasks", "worker.batch_tasks", "worker.webhooks")
+
 
 @click.command()
-@click.option("--queues", "-Q", default="cpu", show_default=True, help="Comma-separated queues, in priority order: cpu, gpu, webhooks, batch.")
+@click.option("--queues", "-Q", default=CPU_QUEUE, show_default=True,
+              help=f"Comma-separated queues, in priority order: {', '.join(SERVE_QUEUES)}.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Worker processes (default WORKER_CONCURRENCY). Each loads its own engine.")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
@@ -18,10 +24,10 @@ import click
               help="Run database migrations before consuming (handy with the embedded SQLite default).")
 def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migrate: bool) -> None:
     """Run a worker: takes queued jobs, reconstructs them, stores the artifacts."""
+    from shared.broker import embedded_broker
     from shared.config import load_settings
     from shared.migrations import upgrade
-    from worker.celery_app import QUEUES, make_celery
-    from worker.embedded import embedded_broker
+    from shared.queue import QUEUES, make_celery
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = set(names) - set(QUEUES)
@@ -34,11 +40,11 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
             "-P", pool, "-l", loglevel, "-n", f"face3d-{'-'.join(names)}-{os.getpid()}@{socket.gethostname()}",
             "--without-gossip", "--without-mingle"]
     if not settings.uses_embedded_broker:
-        make_celery(settings).worker_main(argv)
+        make_celery(settings, include=TASK_MODULES).worker_main(argv)
         return
     with embedded_broker(settings.data_dir) as broker:
         settings = dataclasses.replace(settings, broker_url=broker.url)
-        make_celery(settings).worker_main(argv)
+        make_celery(settings, include=TASK_MODULES).worker_main(argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
   send that failed after the commit); it is sent again. The task ignores duplicates (mark_running is conditional),
   so a job whose first message was only slow still runs once.
 - Batch items are different: waiting hours behind their own batch is normal, so age alone proves nothing. They are
-  resent through the batch path (`send_batch_jobs`, the batch task that reads s3:// sources) and only as many as
+  resent through the batch path (`JobQueue.send_items`, the batch task that reads s3:// sources) and only as many as
   the broker lacks: for each queue, the database's queued jobs bound for it minus the messages waiting in it
   (QUEUED_RESEND_AFTER_S-old items, oldest first — after a broker restart the oldest are the ones it lost). A full
   queue for a long batch means no resend at all; an empty queue with queued items means they are all resent. A few
@@ -33,33 +33,9 @@ import click
 from shared import db, jobs, models
 from shared.config import Settings
 from shared.errors import ErrorCode
+from shared.queue import JobQueue, item_queue_for, queue_for
 
 log = logging.getLogger(__name__)
-Send = Callable[[str, str], None]          # (job_id, engine); raises when the broker is unreachable
-SendBatch = Callable[[list[str], str], None]   # (job_ids, engine): batch items, through the batch path
-QueueDepth = Callable[[str], int]          # messages waiting in a broker queue; raises when unreachable
-Announce = Callable[[list[str]], None]     # ids of jobs the sweeper finished: queue their webhooks
-
-
-@dataclass(frozen=True)
-class Broker:
-    """What the sweeper does with the broker. Left out (tests): items go one by one through ``send``, queues count
-    as empty, no webhooks."""
-
-    send: Send
-    send_batch: SendBatch | None = None
-    queue_depth: QueueDepth | None = None
-    announce: Announce | None = None
-
-    def send_items(self, job_ids: list[str], engine: str) -> None:
-        if self.send_batch is not None:
-            self.send_batch(job_ids, engine)
-        else:
-            for job_id in job_ids:
-                self.send(job_id, engine)
-
-    def depth(self, queue: str) -> int:
-        return self.queue_depth(queue) if self.queue_depth is not None else 0
 
 
 @dataclass
@@ -74,19 +50,18 @@ class SweepReport:
         return bool(self.resent or self.requeued or self.failed)
 
 
-def sweep_once(sf: db.SessionFactory, settings: Settings, broker: Broker | Send,
+def sweep_once(sf: db.SessionFactory, settings: Settings, queue: JobQueue,
                now: datetime | None = None) -> SweepReport:
-    """One sweep. ``broker``: a Broker, or just the single-job send function."""
-    broker = broker if isinstance(broker, Broker) else Broker(broker)
+    """One sweep: find what the queue lost and repair it (see the module docstring)."""
     now = now or db.utcnow()
     report = SweepReport()
     hooked: list[str] = []                                # failed here and waiting for a webhook
     _fail_overdue(sf, settings, now, report, hooked)
-    _recover_lost(sf, settings, broker, now, report, hooked)
-    _resend_queued(sf, settings, broker, now, report)
-    _resend_batch_items(sf, settings, broker, now, report)
-    if hooked and broker.announce is not None:
-        broker.announce(hooked)
+    _recover_lost(sf, settings, queue, now, report, hooked)
+    _resend_queued(sf, settings, queue, now, report)
+    _resend_batch_items(sf, settings, queue, now, report)
+    if hooked:
+        queue.announce_finished(hooked)
     if report.changed or report.send_errors:
         log.warning("sweep: %s", report)
     return report
@@ -101,7 +76,7 @@ def _fail_overdue(sf: db.SessionFactory, settings: Settings, now: datetime, repo
             _failed(job, report, hooked)
 
 
-def _recover_lost(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _recover_lost(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
                   report: SweepReport, hooked: list[str]) -> None:
     for job in jobs.stale_running_jobs(sf, now - timedelta(seconds=settings.heartbeat_timeout_s)):
         if job.attempts >= settings.job_max_attempts:
@@ -110,7 +85,7 @@ def _recover_lost(sf: db.SessionFactory, settings: Settings, broker: Broker, now
                 _failed(job, report, hooked)
         elif jobs.requeue_lost(sf, job, now):
             report.requeued.append(job.id)
-            _send(broker, job, report)
+            _send(queue, job, report)
 
 
 def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
@@ -119,16 +94,16 @@ def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
         hooked.append(job.id)
 
 
-def _resend_queued(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _resend_queued(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
                    report: SweepReport) -> None:
     cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
     for job in jobs.queued_older_than(sf, cutoff, batch_items=False):
         if job.id not in report.requeued and jobs.claim_resend(sf, job, now):
             report.resent.append(job.id)
-            _send(broker, job, report)
+            _send(queue, job, report)
 
 
-def _resend_batch_items(sf: db.SessionFactory, settings: Settings, broker: Broker, now: datetime,
+def _resend_batch_items(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
                         report: SweepReport) -> None:
     """Resend stale batch items only as far as their queue lacks messages (see the module docstring)."""
     cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
@@ -137,17 +112,17 @@ def _resend_batch_items(sf: db.SessionFactory, settings: Settings, broker: Broke
     if not stale:
         return
     waiting = _queued_per_queue(sf, settings)
-    for queue, bound in _group(stale, lambda job: _queue_of(settings, job)).items():
+    for name, bound in _group(stale, lambda job: _queue_of(settings, job)).items():
         try:
-            missing = waiting.get(queue, 0) - broker.depth(queue)
+            missing = waiting.get(name, 0) - queue.depth(name)
         except Exception as exc:  # broker down: nothing can be sent either; the next sweep looks again
-            log.warning("sweep: cannot count the %s queue: %s", queue, exc)
+            log.warning("sweep: cannot count the %s queue: %s", name, exc)
             continue
         claimed = [job for job in bound[:max(0, missing)] if jobs.claim_resend(sf, job, now)]
         for engine, same_engine in _group(claimed, lambda job: job.engine).items():
             ids = [job.id for job in same_engine]
             try:
-                broker.send_items(ids, engine)
+                queue.send_items(ids, engine)
                 report.resent.extend(ids)
             except Exception as exc:  # left queued; resent again after the next period
                 log.warning("sweep: could not resend %d batch items: %s", len(ids), exc)
@@ -167,10 +142,7 @@ def _queue_of(settings: Settings, job: models.Job) -> str:
 
 
 def _queue_name(settings: Settings, engine: str, is_item: bool) -> str:
-    from worker.dispatch import item_queue
-
-    queue = settings.celery_queue_for(engine)
-    return item_queue(queue) if is_item else queue
+    return item_queue_for(settings, engine) if is_item else queue_for(settings, engine)
 
 
 def _group(rows: list[models.Job], key: Callable[[models.Job], str]) -> dict[str, list[models.Job]]:
@@ -180,41 +152,29 @@ def _group(rows: list[models.Job], key: Callable[[models.Job], str]) -> dict[str
     return groups
 
 
-def _send(broker: Broker, job: models.Job, report: SweepReport) -> None:
+def _send(queue: JobQueue, job: models.Job, report: SweepReport) -> None:
     try:
         if job.batch_id is not None:
-            broker.send_items([job.id], job.engine)
+            queue.send_items([job.id], job.engine)
         else:
-            broker.send(job.id, job.engine)
+            queue.send_job(job.id, job.engine)
     except Exception as exc:  # broker down: the job stays queued in the database and is resent later
         log.warning("sweep: could not send job %s: %s", job.id, exc)
         report.send_errors.append(job.id)
 
 
-def run_sweeper(sf: db.SessionFactory, settings: Settings, send: Broker | Send, stop: threading.Event,
+def run_sweeper(sf: db.SessionFactory, settings: Settings, queue: JobQueue, stop: threading.Event,
                 interval_s: float | None = None, on_sweep: Callable[[SweepReport], None] | None = None) -> None:
     """Sweep every ``interval_s`` until ``stop`` is set; an outage (database, broker) only skips a round."""
     interval_s = interval_s or settings.sweeper_interval_s
     while not stop.is_set():
         try:
-            report = sweep_once(sf, settings, send)
+            report = sweep_once(sf, settings, queue)
             if on_sweep is not None:
                 on_sweep(report)
         except Exception as exc:
             log.warning("sweep failed, retrying in %.0f s: %s", interval_s, exc)
         stop.wait(interval_s)
-
-
-def celery_broker(settings: Settings) -> Broker:
-    from worker.celery_app import make_celery
-    from worker.dispatch import queue_depth, send_batch_jobs, send_job
-    from worker.webhooks import announce_finished
-
-    app = make_celery(settings)
-    return Broker(send=lambda job_id, engine: send_job(app, job_id, engine),
-                  send_batch=lambda job_ids, engine: send_batch_jobs(app, job_ids, engine),
-                  queue_depth=lambda queue: queue_depth(app, queue),
-                  announce=lambda job_ids: announce_finished(app, job_ids))
 
 
 @click.command()
@@ -224,22 +184,22 @@ def celery_broker(settings: Settings) -> Broker:
 def sweeper(interval: float | None, once: bool) -> None:
     """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers."""
     from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
+    from shared.db import session_factory_for
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from shared.errors import Face3dError
 
     settings = load_settings()
-    sf = make_session_factory(make_engine(settings.database_url))
+    sf = session_factory_for(settings.database_url)
     try:
-        send = celery_broker(settings)
+        queue = JobQueue.from_settings(settings)
     except Face3dError as error:
         raise click.ClickException(f"{error.code.value}: {error.message}") from None
     if once:
-        click.echo(str(sweep_once(sf, settings, send)))
+        click.echo(str(sweep_once(sf, settings, queue)))
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"sweeper running every {interval or settings.sweeper_interval_s:g} s")
-    run_sweeper(sf, settings, send, stop, interval)
+    run_sweeper(sf, settings, queue, stop, interval)

@@ -1,4 +1,5 @@
-"""The job task: run a queued job. Thin: database verbs, storage and shared.pipeline do the work.
+"""The job task: run a queued job. Thin: database verbs, storage and shared.pipeline do the work. JobTask, the
+base of every task that runs a job, starts the webhook of a job it finished.
 
 Every outcome ends in a database verb that only moves a job from the state this worker expects, so a redelivered
 message of a finished job, or a job canceled or deleted meanwhile, changes nothing.
@@ -10,23 +11,22 @@ import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from celery import Celery, shared_task
+from celery import Task, shared_task
+from celery import states as celery_states
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared import db, jobs, models
-from shared.config import Settings, load_settings
 from shared.engines import Options, get_engine
 from shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
 from shared.states import JobState
-from shared.storage import Storage, content_type_for, make_storage, output_key
-from worker.celery_app import TASK_NAME
-from worker.webhooks import notify_finished
+from shared.queue import TASK_NAME
+from shared.storage import Storage, content_type_for, output_key
+from worker.context import WorkerContext, context_for
 from worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
+from worker.webhooks import notify_finished
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,33 +34,24 @@ STORAGE_ATTEMPTS = 3
 STORAGE_BACKOFF_S = 0.5
 
 
-@dataclass(frozen=True)
-class WorkerContext:
-    settings: Settings
-    session_factory: db.SessionFactory
-    storage: Storage
+class JobTask(Task):
+    """Base of the tasks that run a job. Celery calls ``after_return`` once the task body is over, however it
+    ended: a job the body finished gets its webhook here, the one finish point of the worker."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if status == celery_states.SUCCESS:
+            notify_finished(context_for(self.app), args[0], retval)
 
 
-@lru_cache(maxsize=4)
-def context_for(settings: Settings) -> WorkerContext:
-    """Built lazily in each worker process (after fork), once per Settings."""
-    from shared.db import make_engine, make_session_factory
-
-    return WorkerContext(settings, make_session_factory(make_engine(settings.database_url)), make_storage(settings))
-
-
-def _app_settings(app: Celery) -> Settings:
-    settings = getattr(app.conf, "face3d_settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
-
-
-@shared_task(name=TASK_NAME, bind=True, acks_late=True)
+@shared_task(name=TASK_NAME, base=JobTask, bind=True, acks_late=True)
 def reconstruct_job(self: Any, job_id: str) -> str:
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    ctx = context_for(_app_settings(self.app))
-    outcome = run_job(ctx, job_id, worker=worker_identity(self.request.hostname or "worker"), redelivered=redelivered)
-    notify_finished(self.app, ctx, job_id, outcome)
-    return outcome
+    return run_job(context_for(self.app), job_id, worker=worker_identity(self.request.hostname or "worker"),
+                   redelivered=is_redelivery(self.request))
+
+
+def is_redelivery(request: Any) -> bool:
+    """Whether the broker hands this message out again (its first worker died or lost it)."""
+    return bool((request.delivery_info or {}).get("redelivered"))
 
 
 def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False) -> str:
@@ -124,7 +115,7 @@ def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | No
 
     progress = ProgressReporter(ctx.session_factory, job.id, lost)
     data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))
-    options = parse_options(job.options)
+    options = options_for_engine(job.options)
     options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels))
     progress("load_engine")
     engine = get_engine(job.engine)
@@ -153,7 +144,8 @@ def with_storage_retries(action: Callable[[], T], attempts: int = STORAGE_ATTEMP
     raise AssertionError("unreachable")
 
 
-def parse_options(raw: dict[str, Any] | None) -> Options:
+def options_for_engine(raw: dict[str, Any] | None) -> Options:
+    """A job's stored options as the engine's Options; unknown or ill-typed ones fail the job."""
     known = {field.name for field in dataclasses.fields(Options)}
     unknown = set(raw or {}) - known
     if unknown:

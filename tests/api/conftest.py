@@ -1,11 +1,11 @@
-"""Fixtures for API tests: the Flask app on a real database (SQLite and PostgreSQL) with a recording dispatcher."""
+"""Fixtures for API tests: the Flask app on a real database (SQLite and PostgreSQL) with a recording queue."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests.api.fakes import RecordingDispatcher
+from tests.stubs import RecordingQueue
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,8 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
+def queue() -> RecordingQueue:
+    return RecordingQueue()
 
 
 @pytest.fixture
@@ -36,11 +36,10 @@ def storage(local_storage):
 
 
 @pytest.fixture
-def app(settings, session_factory, storage, dispatcher):
+def app(settings, session_factory, storage, queue):
     from api.app import create_app
 
-    app = create_app(settings, session_factory=session_factory, storage=storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=storage, queue=queue)
     app.testing = True
     return app
 

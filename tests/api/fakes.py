@@ -1,4 +1,5 @@
-"""Stand-ins for the worker in API tests: they move a job through the same model verbs a real worker uses."""
+"""Helpers of the API tests: a fake worker that moves a job through the same verbs a real one uses, a multipart
+submit, the problem+json check, and a live HTTP server."""
 from __future__ import annotations
 
 from typing import Any
@@ -21,22 +22,6 @@ def finish_job(sf: Any, storage: Any, job_id: str, files: dict[str, bytes] | Non
         artifacts.append({"name": name, "key": key, "size": len(data), "content_type": content_type_for(name)})
     result = {"faces": [FAKE_FACE], "artifacts": artifacts, "warnings": [], "timings_ms": {"total": 12.5}}
     assert jobs.mark_succeeded(sf, job_id, result)
-
-
-class RecordingDispatcher:
-    """Remembers what would have been sent; optionally runs a callback (a fake worker) on each job."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.on_send = None
-        self.fail_with: Exception | None = None
-
-    def __call__(self, job_id: str, engine: str) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append((job_id, engine))
-        if self.on_send is not None:
-            self.on_send(job_id)
 
 
 def post_photo(client: Any, data: bytes, *, options: Any = None,

@@ -35,12 +35,11 @@ def test_unknown_artifact_is_404(client, obama_bytes, session_factory, storage):
     assert_problem(client.get(f"/v1/jobs/{queued}/artifacts/face_0.glb"), 404, "not_found")
 
 
-def test_public_base_url_is_used_for_links(tmp_path, session_factory, local_storage, dispatcher, obama_bytes):
+def test_public_base_url_is_used_for_links(tmp_path, session_factory, local_storage, queue, obama_bytes):
     from shared.config import load_settings
 
     settings = load_settings(env={"PUBLIC_BASE_URL": "https://faces.example.org/"}, data_dir=tmp_path)
-    app = create_app(settings, session_factory=session_factory, storage=local_storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
     client = app.test_client()
     job_id = _finished_job(client, obama_bytes, session_factory, local_storage)
     url = client.get(f"/v1/jobs/{job_id}").get_json()["artifacts"][0]["url"]
@@ -48,9 +47,8 @@ def test_public_base_url_is_used_for_links(tmp_path, session_factory, local_stor
 
 
 @pytest.fixture
-def s3_client(settings, session_factory, s3_storage, dispatcher):
-    app = create_app(settings, session_factory=session_factory, storage=s3_storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+def s3_client(settings, session_factory, s3_storage, queue):
+    app = create_app(settings, session_factory=session_factory, storage=s3_storage, queue=queue)
     return app.test_client()
 
 

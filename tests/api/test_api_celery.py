@@ -15,13 +15,13 @@ from tests.conftest import free_port, redis_url_with_offset
 
 
 def test_submit_puts_one_message_on_the_cpu_queue(settings, session_factory, local_storage, redis_url, obama_bytes):
-    from worker.celery_app import make_celery
+    from shared.queue import JobQueue
 
     redis_url = redis_url_with_offset(1)
     broker = redis.Redis.from_url(redis_url)
     broker.delete("cpu")
     app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                     celery_app=make_celery(settings, broker_url=redis_url))
+                     queue=JobQueue.from_settings(settings, broker_url=redis_url))
     job_id = post_photo(app.test_client(), obama_bytes).get_json()["id"]
     messages = [json.loads(raw) for raw in broker.lrange("cpu", 0, -1)]
     broker.delete("cpu")
@@ -31,10 +31,10 @@ def test_submit_puts_one_message_on_the_cpu_queue(settings, session_factory, loc
 
 
 def test_unreachable_broker_fails_fast_with_503(settings, session_factory, local_storage, obama_bytes):
-    from worker.celery_app import make_celery
+    from shared.queue import JobQueue
 
-    dead = make_celery(settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    app = create_app(settings, session_factory=session_factory, storage=local_storage, celery_app=dead)
+    dead = JobQueue.from_settings(settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=dead)
     assert_problem(post_photo(app.test_client(), obama_bytes), 503, "broker_unavailable")
     rows, _ = jobs.list_jobs(session_factory)
     assert [j.state.value for j in rows] == ["failed"]

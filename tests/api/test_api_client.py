@@ -16,20 +16,20 @@ FILES = {"face_0.glb": b"glTF-fake", "result.json": b'{"faces": [{"index": 0}]}'
 
 
 @pytest.fixture
-def server(app, dispatcher, session_factory, storage):
+def server(app, queue, session_factory, storage):
     def worker_soon(job_id: str) -> None:
         threading.Timer(0.2, finish_job, args=(session_factory, storage, job_id, FILES)).start()
 
-    dispatcher.on_send = worker_soon
+    queue.on_send = worker_soon
     with LiveServer(app) as url:
         yield url
 
 
-def test_submit_wait_and_download(server, faces_dir, tmp_path, dispatcher):
+def test_submit_wait_and_download(server, faces_dir, tmp_path, queue):
     client = Face3dClient(server, timeout=10)
     job = client.submit(faces_dir / "a_frontal_obama.jpg", {"max_faces": 2, "video": False}, wait=True)
     assert job.state.value == "succeeded" and len(job.faces) == 1
-    assert dispatcher.sent == [(job.id, "cpu")]
+    assert queue.sent == [(job.id, "cpu")]
     assert client.get(job.id).options["max_faces"] == 2
     paths = client.download(job.id, tmp_path / "out")
     assert {p.name: p.read_bytes() for p in paths} == FILES

@@ -32,18 +32,18 @@ def test_empty_image_is_400(client):
     assert_problem(post_photo(client, b""), 400, "invalid_request")
 
 
-def test_non_image_bytes_are_415_whatever_the_name(client, dispatcher):
+def test_non_image_bytes_are_415_whatever_the_name(client, queue):
     response = post_photo(client, b"%PDF-1.7 definitely not a photo", name="photo.jpg")
     assert_problem(response, 415, "unsupported_media_type")
-    assert dispatcher.sent == []
+    assert queue.sent == []
 
 
-def test_bad_options_are_422_with_details(client, obama_bytes, dispatcher):
+def test_bad_options_are_422_with_details(client, obama_bytes, queue):
     body = assert_problem(post_photo(client, obama_bytes, options={"max_faces": 0, "texture_size": 300}),
                           422, "validation_failed")
     locations = {tuple(issue["loc"]) for issue in body["errors"]}
     assert locations == {("options", "max_faces"), ("options", "texture_size")}
-    assert dispatcher.sent == []
+    assert queue.sent == []
 
 
 def test_bad_individual_fields_are_422(client, obama_bytes):
@@ -65,21 +65,19 @@ def test_unknown_engine_is_422(client, obama_bytes):
 
 
 @pytest.mark.parametrize("limit", [100_000, 250_000], ids=["whole-body", "image-part"])
-def test_upload_over_the_limit_is_413(limit, tmp_path, session_factory, local_storage, dispatcher, obama_bytes):
+def test_upload_over_the_limit_is_413(limit, tmp_path, session_factory, local_storage, queue, obama_bytes):
     settings = load_settings(env={}, data_dir=tmp_path, max_upload_bytes=limit)
-    app = create_app(settings, session_factory=session_factory, storage=local_storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
     assert len(obama_bytes) > limit
     assert_problem(post_photo(app.test_client(), obama_bytes), 413, "payload_too_large")
-    assert dispatcher.sent == []
+    assert queue.sent == []
 
 
-def test_unexpected_failure_is_a_bare_500(settings, session_factory, dispatcher, obama_bytes):
+def test_unexpected_failure_is_a_bare_500(settings, session_factory, queue, obama_bytes):
     class BrokenStorage:
         def put_bytes(self, *args, **kwargs):
             raise RuntimeError("disk on fire: /secret/path")
 
-    app = create_app(settings, session_factory=session_factory, storage=BrokenStorage(), dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=BrokenStorage(), queue=queue)
     body = assert_problem(post_photo(app.test_client(), obama_bytes), 500, "internal")
     assert "secret" not in json.dumps(body)

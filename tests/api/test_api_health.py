@@ -24,18 +24,18 @@ def test_openapi_document_is_valid_3_1(client):
     assert set(document["paths"]["/v1/jobs"]) == {"get", "post"}
 
 
-def _celery(settings, broker_url):
-    from worker.celery_app import make_celery
+def _queue(settings, broker_url):
+    from shared.queue import JobQueue
 
-    return make_celery(settings, broker_url=broker_url)
+    return JobQueue.from_settings(settings, broker_url=broker_url)
 
 
-def _app(settings, session_factory, storage, celery_app):
-    return create_app(settings, session_factory=session_factory, storage=storage, celery_app=celery_app)
+def _app(settings, session_factory, storage, queue):
+    return create_app(settings, session_factory=session_factory, storage=storage, queue=queue)
 
 
 def test_ready_when_database_broker_and_storage_answer(settings, session_factory, s3_storage, redis_url):
-    response = _app(settings, session_factory, s3_storage, _celery(settings, redis_url)).test_client().get("/readyz")
+    response = _app(settings, session_factory, s3_storage, _queue(settings, redis_url)).test_client().get("/readyz")
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
 
@@ -50,7 +50,7 @@ def test_not_ready_names_the_dependency_that_is_down(dead, settings, session_fac
     broker = f"redis://{dead_url}/0" if dead == "broker" else redis_url
     if dead == "storage":
         s3_storage = S3Storage(make_s3_client(f"http://{dead_url}", "us-east-1"), "bucket", "", 60)
-    response = _app(settings, session_factory, s3_storage, _celery(settings, broker)).test_client().get("/readyz")
+    response = _app(settings, session_factory, s3_storage, _queue(settings, broker)).test_client().get("/readyz")
     assert response.status_code == 503
     checks = response.get_json()["checks"]
     assert checks[dead].startswith("unavailable")

@@ -18,7 +18,7 @@ def _job_count(sf) -> int:
         return session.scalar(sa.select(sa.func.count()).select_from(models.Job))
 
 
-def test_submit_stores_input_commits_and_dispatches(client, obama_bytes, dispatcher, session_factory, storage):
+def test_submit_stores_input_commits_and_dispatches(client, obama_bytes, queue, session_factory, storage):
     response = post_photo(client, obama_bytes, name="../../etc/obama photo.jpg",
                           options={"max_faces": 3, "video": False}, texture_size="512")
     assert response.status_code == 202
@@ -27,21 +27,21 @@ def test_submit_stores_input_commits_and_dispatches(client, obama_bytes, dispatc
     assert job["state"] == "queued" and job["engine"] == "cpu"
     assert job["options"]["max_faces"] == 3 and job["options"]["video"] is False
     assert job["options"]["texture_size"] == 512
-    assert dispatcher.sent == [(job["id"], "cpu")]
+    assert queue.sent == [(job["id"], "cpu")]
     row = jobs.get_job(session_factory, job["id"])
     assert row.input_key.startswith(job_prefix(job["id"])) and "/" not in row.input_name
     assert storage.get_bytes(row.input_key) == obama_bytes
     assert client.get(f"/v1/jobs/{job['id']}").get_json()["id"] == job["id"]
 
 
-def test_same_idempotency_key_and_body_returns_the_same_job(client, obama_bytes, dispatcher, session_factory):
+def test_same_idempotency_key_and_body_returns_the_same_job(client, obama_bytes, queue, session_factory):
     headers = {"Idempotency-Key": "retry-1"}
     first = post_photo(client, obama_bytes, options={"max_faces": 2}, headers=headers)
     again = post_photo(client, obama_bytes, options={"max_faces": 2}, headers=headers)
     assert first.status_code == 202 and again.status_code == 202
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert len(dispatcher.sent) == 1 and _job_count(session_factory) == 1
+    assert len(queue.sent) == 1 and _job_count(session_factory) == 1
 
 
 def test_same_idempotency_key_with_another_body_is_409(client, obama_bytes, grass_bytes, session_factory, storage):
@@ -52,8 +52,8 @@ def test_same_idempotency_key_with_another_body_is_409(client, obama_bytes, gras
     assert _job_count(session_factory) == 1
 
 
-def test_broker_down_fails_the_job_and_answers_503(client, obama_bytes, dispatcher, session_factory):
-    dispatcher.fail_with = Face3dError("the job queue is unreachable", ErrorCode.BROKER_UNAVAILABLE)
+def test_broker_down_fails_the_job_and_answers_503(client, obama_bytes, queue, session_factory):
+    queue.fail_with = Face3dError("the job queue is unreachable", ErrorCode.BROKER_UNAVAILABLE)
     assert_problem(post_photo(client, obama_bytes), 503, "broker_unavailable")
     rows, _ = jobs.list_jobs(session_factory)
     assert [(j.state.value, j.error_code) for j in rows] == [("failed", "broker_unavailable")]
@@ -125,11 +125,11 @@ def test_list_rejects_bad_parameters(client):
     assert_problem(client.get("/v1/jobs?cursor=garbage!"), 400, "invalid_request")
 
 
-def test_prefer_wait_returns_the_finished_job(client, obama_bytes, dispatcher, session_factory, storage):
+def test_prefer_wait_returns_the_finished_job(client, obama_bytes, queue, session_factory, storage):
     def worker_soon(job_id: str) -> None:
         threading.Timer(0.3, finish_job, args=(session_factory, storage, job_id)).start()
 
-    dispatcher.on_send = worker_soon
+    queue.on_send = worker_soon
     response = post_photo(client, obama_bytes, headers={"Prefer": "respond-async, wait=10"})
     assert response.status_code == 200
     assert response.headers["Preference-Applied"] == "wait=10"

@@ -9,7 +9,8 @@ import pytest
 from api.jobs import _require_pixel_limit
 from shared import jobs
 from shared.errors import ErrorCode, Face3dError
-from tests.api.fakes import RecordingDispatcher, assert_problem, post_photo
+from tests.api.fakes import assert_problem, post_photo
+from tests.stubs import RecordingQueue
 
 OBAMA_PIXELS = 910 * 1137
 
@@ -19,19 +20,18 @@ def small_limit_client(session_factory, local_storage, tmp_path):
     from api.app import create_app
     from shared.config import load_settings
 
-    dispatcher = RecordingDispatcher()
+    queue = RecordingQueue()
     settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS - 1)}, data_dir=tmp_path / "data")
-    app = create_app(settings, session_factory=session_factory, storage=local_storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
     app.testing = True
-    return app.test_client(), dispatcher
+    return app.test_client(), queue
 
 
 def test_photo_over_max_pixels_is_refused_at_submit(small_limit_client, obama_bytes, session_factory, local_storage):
-    client, dispatcher = small_limit_client
+    client, queue = small_limit_client
     body = assert_problem(post_photo(client, obama_bytes), 413, "image_too_large")
     assert f"910x1137 = {OBAMA_PIXELS} pixels" in body["detail"] and str(OBAMA_PIXELS - 1) in body["detail"]
-    assert dispatcher.sent == []
+    assert queue.sent == []
     assert jobs.list_jobs(session_factory, limit=10)[0] == []
     assert not [path for path in local_storage.root.rglob("*") if path.is_file()], "nothing may be stored"
 
@@ -42,16 +42,16 @@ def test_photo_at_the_limit_is_accepted(session_factory, local_storage, tmp_path
 
     settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS)}, data_dir=tmp_path / "data")
     app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                     dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+                     queue=RecordingQueue())
     assert post_photo(app.test_client(), obama_bytes).status_code == 202
 
 
 def test_unreadable_header_is_left_to_the_job(small_limit_client, obama_bytes):
     """JPEG magic, then garbage: the sniffer accepts it, Pillow cannot read a size, so the job decides (202)."""
-    client, dispatcher = small_limit_client
+    client, queue = small_limit_client
     response = post_photo(client, b"\xff\xd8\xff" + bytes(range(256)) * 4, name="garbage.jpg")
     assert response.status_code == 202, response.get_data(as_text=True)
-    assert dispatcher.sent == [(response.get_json()["id"], "cpu")]
+    assert queue.sent == [(response.get_json()["id"], "cpu")]
 
 
 def test_header_read_does_not_decode_the_photo(faces_dir: Path, monkeypatch):

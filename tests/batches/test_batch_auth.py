@@ -11,17 +11,17 @@ def auth_client(tmp_path, session_factory, local_storage):
 
     settings = load_settings(env={"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off"},
                              data_dir=tmp_path / "data")
-    sent: list[str] = []
-    app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                     dispatcher=lambda job_id, engine: sent.append(job_id), broker_check=lambda: None)
-    app.extensions["face3d_batch_dispatch"] = lambda job_ids, engine: sent.extend(job_ids)
-    return app.test_client(), sent
+    from tests.stubs import RecordingQueue
+
+    queue = RecordingQueue()
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
+    return app.test_client(), queue
 
 
 def test_batches_are_scoped_to_their_key(auth_client, session_factory, faces_dir):
     from shared.keys import create_key
 
-    client, sent = auth_client
+    client, queue = auth_client
     alice, bob = (create_key(session_factory, name=n).token for n in ("alice", "bob"))
     admin = create_key(session_factory, name="admin", admin=True).token
 
@@ -32,7 +32,7 @@ def test_batches_are_scoped_to_their_key(auth_client, session_factory, faces_dir
     created = call("POST", "/v1/batches", alice, json={"options": {"video": False}}).get_json()
     image = {"image": (open(faces_dir / "f_noface_grass.jpg", "rb"), "grass.jpg")}
     item = call("POST", f"/v1/batches/{created['id']}/items", alice, data=image, content_type="multipart/form-data")
-    assert item.status_code == 201 and sent == [item.get_json()["job_id"]]
+    assert item.status_code == 201 and queue.sent_ids == [item.get_json()["job_id"]]
     for path in (f"/v1/batches/{created['id']}", f"/v1/batches/{created['id']}/results"):
         assert call("GET", path, bob).status_code == 404
         assert call("GET", path, alice).status_code == 200

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.api.fakes import assert_problem
+from tests.stubs import RecordingQueue
 
 
 @pytest.fixture
@@ -15,14 +16,11 @@ def make_client(tmp_path, session_factory, local_storage):
     from api.app import create_app
     from shared.config import load_settings
 
-    def build(celery_app=None, **overrides):
+    def build(queue=None, **overrides):
         settings = load_settings(env={"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off"},
                                  data_dir=tmp_path / "data", **overrides)
-        if celery_app is not None:
-            celery_app = celery_app(settings)
-        app = create_app(settings, session_factory=session_factory, storage=local_storage, celery_app=celery_app,
-                         dispatcher=lambda job_id, engine: None, broker_check=lambda: None)
-        app.extensions["face3d_batch_dispatch"] = lambda job_ids, engine: None
+        queue = RecordingQueue() if queue is None else queue(settings)
+        app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
         return app.test_client()
 
     return build
@@ -67,11 +65,11 @@ def test_batch_cancel_queues_the_webhooks_of_the_items_it_cancels(make_client, s
     import sqlalchemy as sa
 
     from shared import models
-    from worker.celery_app import WEBHOOK_TASK_NAME, make_celery
+    from shared.queue import BATCH_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK_NAME, JobQueue
 
-    client = make_client(celery_app=make_celery, broker_url=redis_url)
+    client = make_client(queue=JobQueue.from_settings, broker_url=redis_url)
     queue = redis.Redis.from_url(redis_url)
-    queue.delete("webhooks")
+    queue.delete(WEBHOOK_QUEUE, BATCH_QUEUE)
     alice = bearer(session_factory, "alice")
     batch_id = new_batch(client, alice, "hooked", items=2)
     with session_factory.begin() as session:
@@ -84,4 +82,4 @@ def test_batch_cancel_queues_the_webhooks_of_the_items_it_cancels(make_client, s
     messages = [json.loads(raw) for raw in queue.lrange("webhooks", 0, -1)]
     assert [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages] == [
         (WEBHOOK_TASK_NAME, [hooked])]
-    queue.delete("webhooks")
+    queue.delete(WEBHOOK_QUEUE, BATCH_QUEUE)     # the batch's items were sent for real too

@@ -24,7 +24,7 @@ class FaultStack:
     settings: object
     sf: object
     storage: object
-    celery_app: object
+    queue: object                   # shared.queue.JobQueue on the private broker
     broker: PrivateBroker
     s3: S3Server
     folder: Path
@@ -39,7 +39,7 @@ def fault_stack(postgres_url: str, tmp_path_factory) -> Iterator[FaultStack]:
     from shared.db import make_engine, make_session_factory
     from shared.migrations import upgrade
     from shared.storage import make_s3_client, make_storage
-    from worker.celery_app import make_celery
+    from shared.queue import JobQueue
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
@@ -58,7 +58,7 @@ def fault_stack(postgres_url: str, tmp_path_factory) -> Iterator[FaultStack]:
     settings = load_settings(env)
     engine = make_engine(postgres_url)
     try:
-        yield FaultStack(env, settings, make_session_factory(engine), make_storage(settings), make_celery(settings),
+        yield FaultStack(env, settings, make_session_factory(engine), make_storage(settings), JobQueue.from_settings(settings),
                          broker, s3, folder)
     finally:
         engine.dispose()
@@ -68,10 +68,5 @@ def fault_stack(postgres_url: str, tmp_path_factory) -> Iterator[FaultStack]:
 
 @pytest.fixture(scope="module")
 def sweeper(fault_stack: FaultStack) -> Iterator[SweeperThread]:
-    from worker.dispatch import send_job
-
-    def send(job_id: str, engine: str) -> None:
-        send_job(fault_stack.celery_app, job_id, engine)
-
-    with SweeperThread(fault_stack.sf, fault_stack.settings, send, interval_s=0.5) as thread:
+    with SweeperThread(fault_stack.sf, fault_stack.settings, fault_stack.queue, interval_s=0.5) as thread:
         yield thread

@@ -34,7 +34,7 @@ class PrivateBroker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from worker.embedded import server_binary
+        from shared.broker import server_binary
 
         self.folder.mkdir(parents=True, exist_ok=True)
         command = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
@@ -53,7 +53,7 @@ class PrivateBroker:
         self.start()
 
     def _answers(self) -> bool:
-        from worker.embedded import broker_answers
+        from shared.broker import broker_answers
 
         return broker_answers(self.url, timeout_s=0.3)
 
@@ -113,13 +113,13 @@ class WorkerProcess:
 class SweeperThread:
     """worker.sweeper.run_sweeper in a thread of the test process, as `face3d sweeper` runs it."""
 
-    def __init__(self, sf, settings, send, interval_s: float) -> None:
+    def __init__(self, sf, settings, queue, interval_s: float) -> None:
         from worker.sweeper import run_sweeper
 
         self.stop_event = threading.Event()
         self.reports: list = []
         self.thread = threading.Thread(target=run_sweeper, name="sweeper", daemon=True,
-                                       args=(sf, settings, send, self.stop_event, interval_s, self.reports.append))
+                                       args=(sf, settings, queue, self.stop_event, interval_s, self.reports.append))
 
     def touched(self, kind: str) -> set[str]:
         """Ids of the jobs the sweeper has put into ``kind`` (resent, requeued, failed) so far."""

@@ -17,6 +17,7 @@ from tests.api.fakes import assert_problem, post_photo
 from tests.conftest import free_port
 from tests.faults.stack import ROOT, wait_until
 from tests.service.workers import FACES
+from tests.stubs import RecordingQueue
 
 SLOW = {"video": True, "frames": 24, "render_size": 256, "texture_size": 256}
 
@@ -98,7 +99,7 @@ def dead_database_app(tmp_path):
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=2"
     settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=dead)
     app = create_app(settings, session_factory=make_session_factory(make_engine(dead)),
-                     storage=LocalStorage(tmp_path / "storage"), dispatcher=lambda *_: None, broker_check=lambda: None)
+                     storage=LocalStorage(tmp_path / "storage"), queue=RecordingQueue())
     app.testing = True
     return app
 

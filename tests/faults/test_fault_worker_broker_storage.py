@@ -40,7 +40,7 @@ def test_worker_killed_mid_job_finishes_exactly_once(fault_stack, sweeper):
     first = stack.new_worker("killed")
     second = None
     try:
-        job_id = submit(stack.sf, stack.storage, stack.celery_app, PHOTO, SLOW)
+        job_id = submit(stack.sf, stack.storage, stack.queue, PHOTO, SLOW)
         wait_until(lambda: (state_of(stack, job_id).stage or "started") not in ("started", "decode"), 60,
                    f"job runs past decoding; log:\n{first.log()}", 0.02)
         first.kill()
@@ -69,8 +69,8 @@ def test_broker_restart_without_persistence_loses_nothing(fault_stack, sweeper):
     worker = stack.new_worker("broker-restart")
     try:
         wait_until(lambda: "ready" in worker.log(), 60, "worker starts")
-        long_job = submit(stack.sf, stack.storage, stack.celery_app, PHOTO, SLOW)
-        queued = [submit(stack.sf, stack.storage, stack.celery_app, PHOTO, FAST) for _ in range(3)]
+        long_job = submit(stack.sf, stack.storage, stack.queue, PHOTO, SLOW)
+        queued = [submit(stack.sf, stack.storage, stack.queue, PHOTO, FAST) for _ in range(3)]
         wait_until(lambda: state_of(stack, long_job).state is JobState.RUNNING, 60, "first job starts")
         stack.broker.restart()                      # every queued message is gone
         restarted_at = time.monotonic()
@@ -88,7 +88,7 @@ def test_storage_down_mid_job_fails_clearly_then_next_job_works(fault_stack, swe
     stack = fault_stack
     worker = stack.new_worker("storage")
     try:
-        job_id = submit(stack.sf, stack.storage, stack.celery_app, PHOTO, SLOW)
+        job_id = submit(stack.sf, stack.storage, stack.queue, PHOTO, SLOW)
         wait_until(lambda: (state_of(stack, job_id).stage or "started") not in ("started", "decode"), 60,
                    f"job runs past reading its input; log:\n{worker.log()}", 0.02)
         stack.s3.stop()
@@ -100,7 +100,7 @@ def test_storage_down_mid_job_fails_clearly_then_next_job_works(fault_stack, swe
             stack.s3.start()
         assert (failed.state, failed.error_code) == (JobState.FAILED, "storage_unavailable"), worker.log()
         assert "storage" in failed.error_message
-        follower = wait_terminal(stack, submit(stack.sf, stack.storage, stack.celery_app, PHOTO, FAST), worker)
+        follower = wait_terminal(stack, submit(stack.sf, stack.storage, stack.queue, PHOTO, FAST), worker)
         assert follower.state is JobState.SUCCEEDED, (follower.error_code, follower.error_message)
     finally:
         worker.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -13,32 +12,14 @@ import sqlalchemy as sa
 from shared import batches, db, jobs, models
 from shared.config import load_settings
 from shared.states import JobState
-from worker.sweeper import Broker, sweep_once
+from tests.stubs import RecordingQueue
+from worker.sweeper import sweep_once
 
 
 @pytest.fixture
 def settings(tmp_path):
     return load_settings({}, data_dir=tmp_path, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0,
                          queued_resend_after_s=60, job_max_attempts=2, job_time_limit_s=600)
-
-
-@dataclass
-class FakeBroker:
-    """Records what the sweeper sends; ``depths`` is what each broker queue holds."""
-
-    depths: dict[str, int] = field(default_factory=dict)
-    single: list[str] = field(default_factory=list)
-    items: list[tuple[str, list[str]]] = field(default_factory=list)
-    announced: list[str] = field(default_factory=list)
-
-    def broker(self) -> Broker:
-        return Broker(send=lambda job_id, engine: self.single.append(job_id),
-                      send_batch=lambda job_ids, engine: self.items.append((engine, list(job_ids))),
-                      queue_depth=lambda queue: self.depths.get(queue, 0), announce=self.announced.extend)
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [job_id for _, ids in self.items for job_id in ids]
 
 
 def later(seconds: float):
@@ -60,45 +41,45 @@ def new_job(sf, webhook_url: str | None = None) -> str:
 
 def test_batch_items_waiting_behind_their_batch_are_not_resent(session_factory, settings):
     ids = new_items(session_factory, 3)
-    fake = FakeBroker(depths={"batch": 3})                       # every item still has its message
-    report = sweep_once(session_factory, settings, fake.broker(), now=later(61))
-    assert (report.resent, fake.items, fake.single) == ([], [], [])
+    fake = RecordingQueue(depths={"batch": 3})                       # every item still has its message
+    report = sweep_once(session_factory, settings, fake, now=later(61))
+    assert (report.resent, fake.items, fake.job_ids) == ([], [], [])
     assert {jobs.get_job(session_factory, job_id).state for job_id in ids} == {JobState.QUEUED}
 
 
 def test_batch_items_the_queue_lost_are_resent_through_the_batch_path(session_factory, settings):
     ids = new_items(session_factory, 3)
-    fake = FakeBroker(depths={"batch": 1})                       # the broker lost two messages
-    report = sweep_once(session_factory, settings, fake.broker(), now=later(61))
-    assert report.resent == ids[:2] and fake.items == [("cpu", ids[:2])] and fake.single == []
+    fake = RecordingQueue(depths={"batch": 1})                       # the broker lost two messages
+    report = sweep_once(session_factory, settings, fake, now=later(61))
+    assert report.resent == ids[:2] and fake.items == [("cpu", ids[:2])] and fake.job_ids == []
     fake.depths["batch"] = 0                                     # drained: the last one was lost too
-    assert sweep_once(session_factory, settings, fake.broker(), now=later(62)).resent == ids[2:]
-    assert fake.item_ids == ids and fake.single == []
+    assert sweep_once(session_factory, settings, fake, now=later(62)).resent == ids[2:]
+    assert fake.item_ids == ids and fake.job_ids == []
 
 
 def test_gpu_batch_items_count_against_the_gpu_queue(session_factory, settings):
     ids = new_items(session_factory, 2, engine="hrn")
-    fake = FakeBroker(depths={"gpu": 2, "batch": 0})
-    assert sweep_once(session_factory, settings, fake.broker(), now=later(61)).resent == []
+    fake = RecordingQueue(depths={"gpu": 2, "batch": 0})
+    assert sweep_once(session_factory, settings, fake, now=later(61)).resent == []
     fake.depths["gpu"] = 0
-    assert sweep_once(session_factory, settings, fake.broker(), now=later(61)).resent == ids
+    assert sweep_once(session_factory, settings, fake, now=later(61)).resent == ids
     assert fake.items == [("hrn", ids)]
 
 
 def test_single_jobs_are_resent_even_behind_a_big_stale_batch(session_factory, settings):
     new_items(session_factory, 120)                              # older than the job and more than one page
     job_id = new_job(session_factory)
-    fake = FakeBroker(depths={"batch": 120})
-    report = sweep_once(session_factory, settings, fake.broker(), now=later(61))
-    assert report.resent == [job_id] and fake.single == [job_id] and fake.items == []
+    fake = RecordingQueue(depths={"batch": 120})
+    report = sweep_once(session_factory, settings, fake, now=later(61))
+    assert report.resent == [job_id] and fake.job_ids == [job_id] and fake.items == []
 
 
 def test_a_lost_batch_item_is_requeued_through_the_batch_path(session_factory, settings):
     [item] = new_items(session_factory, 1)
     jobs.mark_running(session_factory, item, "dead-worker")
-    fake = FakeBroker(depths={"batch": 0})
-    report = sweep_once(session_factory, settings, fake.broker(), now=later(2))
-    assert report.requeued == [item] and fake.items == [("cpu", [item])] and fake.single == []
+    fake = RecordingQueue(depths={"batch": 0})
+    report = sweep_once(session_factory, settings, fake, now=later(2))
+    assert report.requeued == [item] and fake.items == [("cpu", [item])] and fake.job_ids == []
 
 
 def test_jobs_the_sweeper_fails_get_their_webhook(session_factory, settings):
@@ -113,21 +94,20 @@ def test_jobs_the_sweeper_fails_get_their_webhook(session_factory, settings):
     with sf.begin() as session:                                  # the overdue one started long ago
         session.execute(sa.update(models.Job).where(models.Job.id == overdue)
                         .values(started_at=later(-settings.job_time_limit_s - 10)))
-    fake = FakeBroker()
-    report = sweep_once(sf, settings, fake.broker(), now=later(2))
+    fake = RecordingQueue()
+    report = sweep_once(sf, settings, fake, now=later(2))
     assert set(report.failed) == {overdue, lost, quiet}
     assert sorted(fake.announced) == sorted([overdue, lost])     # quiet has no webhook_url: nothing to send
     assert jobs.get_job(sf, overdue).error_code == "timeout"
     assert jobs.get_job(sf, lost).error_code == "worker_lost"
 
 
-def test_celery_broker_sends_items_to_the_batch_queue_and_webhooks_to_theirs(session_factory, settings, redis_url):
+def test_job_queue_sends_items_to_the_batch_queue_and_webhooks_to_theirs(session_factory, settings, redis_url):
     import dataclasses
 
     import redis
 
-    from worker.celery_app import BATCH_TASK_NAME, WEBHOOK_TASK_NAME
-    from worker.sweeper import celery_broker
+    from shared.queue import BATCH_TASK_NAME, WEBHOOK_TASK_NAME, JobQueue
 
     settings = dataclasses.replace(settings, broker_url=redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -137,14 +117,14 @@ def test_celery_broker_sends_items_to_the_batch_queue_and_webhooks_to_theirs(ses
     jobs.mark_running(session_factory, hooked, "w")
     jobs.requeue(session_factory, hooked)
     jobs.mark_running(session_factory, hooked, "w")
-    broker = celery_broker(settings)
-    report = sweep_once(session_factory, settings, broker, now=later(61))
+    queue = JobQueue.from_settings(settings)
+    report = sweep_once(session_factory, settings, queue, now=later(61))
     assert report.resent == ids and report.failed == [hooked]
     assert [task_and_args(raw) for raw in reversed(client.lrange("batch", 0, -1))] == [
         (BATCH_TASK_NAME, [job_id]) for job_id in ids]
     assert [task_and_args(raw) for raw in client.lrange("webhooks", 0, -1)] == [(WEBHOOK_TASK_NAME, [hooked])]
     assert client.llen("cpu") == 0
-    assert sweep_once(session_factory, settings, broker, now=later(200)).resent == []   # both still queued there
+    assert sweep_once(session_factory, settings, queue, now=later(200)).resent == []   # both still queued there
     client.delete("cpu", "batch", "webhooks")
 
 

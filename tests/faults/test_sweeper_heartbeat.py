@@ -14,6 +14,7 @@ from shared import db, jobs
 from shared.config import load_settings
 from shared.states import JobState
 from worker.heartbeat import Heartbeat, previous_owner_lost, worker_identity
+from tests.stubs import RecordingQueue
 from worker.sweeper import sweep_once
 
 HOST = socket.gethostname()
@@ -23,11 +24,6 @@ HOST = socket.gethostname()
 def settings(tmp_path):
     return load_settings({}, data_dir=tmp_path, heartbeat_interval_s=0.2, heartbeat_timeout_s=1.0,
                          queued_resend_after_s=60, job_max_attempts=2, job_time_limit_s=600)
-
-
-class Sent(list):
-    def __call__(self, job_id: str, engine: str) -> None:
-        self.append(job_id)
 
 
 def new_job(sf) -> str:
@@ -44,18 +40,18 @@ def test_fresh_jobs_are_left_alone(session_factory, settings):
     queued = new_job(session_factory)
     running = new_job(session_factory)
     jobs.mark_running(session_factory, running, "w")
-    sent = Sent()
-    report = sweep_once(session_factory, settings, sent)
-    assert (report.resent, report.requeued, report.failed, sent) == ([], [], [], [])
+    queue = RecordingQueue()
+    report = sweep_once(session_factory, settings, queue)
+    assert (report.resent, report.requeued, report.failed, queue.sent_ids) == ([], [], [], [])
     assert jobs.get_job(session_factory, queued).state is JobState.QUEUED
 
 
 def test_old_queued_job_is_resent_once_per_period(session_factory, settings):
     job_id = new_job(session_factory)
-    sent = Sent()
-    assert sweep_once(session_factory, settings, sent, now=later(61)).resent == [job_id]
-    assert sweep_once(session_factory, settings, sent, now=later(62)).resent == []     # resent a moment ago
-    assert sent == [job_id]
+    queue = RecordingQueue()
+    assert sweep_once(session_factory, settings, queue, now=later(61)).resent == [job_id]
+    assert sweep_once(session_factory, settings, queue, now=later(62)).resent == []     # resent a moment ago
+    assert queue.sent_ids == [job_id]
     assert jobs.get_job(session_factory, job_id).state is JobState.QUEUED
 
 
@@ -64,15 +60,15 @@ def test_silent_running_job_is_requeued_and_resent_then_fails_worker_lost(sessio
     job_id = new_job(sf)
     jobs.mark_running(sf, job_id, "dead-1")
     jobs.touch_heartbeat(sf, job_id, "dead-1")
-    sent = Sent()
-    report = sweep_once(sf, settings, sent, now=later(2))
-    assert (report.requeued, sent) == ([job_id], [job_id])
+    queue = RecordingQueue()
+    report = sweep_once(sf, settings, queue, now=later(2))
+    assert (report.requeued, queue.sent_ids) == ([job_id], [job_id])
     job = jobs.get_job(sf, job_id)
     assert (job.state, job.worker, job.heartbeat_at) == (JobState.QUEUED, None, None)
     jobs.mark_running(sf, job_id, "dead-2")                         # attempt 2 of 2 dies too
-    report = sweep_once(sf, settings, sent, now=later(2))
+    report = sweep_once(sf, settings, queue, now=later(2))
     lost = jobs.get_job(sf, job_id)
-    assert report.failed == [job_id] and sent == [job_id]
+    assert report.failed == [job_id] and queue.sent_ids == [job_id]
     assert (lost.state, lost.error_code, lost.attempts) == (JobState.FAILED, "worker_lost", 2)
 
 
@@ -82,8 +78,8 @@ def test_beating_job_is_not_touched_and_overdue_job_times_out(session_factory, s
     jobs.mark_running(sf, job_id, "alive")
     with Heartbeat(sf, job_id, "alive", settings.heartbeat_interval_s):
         time.sleep(1.5)                                                 # longer than the heartbeat timeout
-        assert sweep_once(sf, settings, Sent()).requeued == []
-    report = sweep_once(sf, settings, Sent(), now=later(settings.job_time_limit_s + 5))
+        assert sweep_once(sf, settings, RecordingQueue()).requeued == []
+    report = sweep_once(sf, settings, RecordingQueue(), now=later(settings.job_time_limit_s + 5))
     job = jobs.get_job(sf, job_id)
     assert report.failed == [job_id] and (job.state, job.error_code) == (JobState.FAILED, "timeout")
 

@@ -1,4 +1,4 @@
-"""The API for fuzzing: AUTH_MODE=on, SQLite and local storage in a temporary folder, the recording dispatcher instead
+"""The API for fuzzing: AUTH_MODE=on, SQLite and local storage in a temporary folder, the recording queue instead
 of Celery, no rate limits or active-job cap (they would turn most generated requests into 429s), and a resolver that
 answers every host with a loopback address, so a generated URL is refused (422) without any DNS or network use."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.api.fakes import RecordingDispatcher, finish_job, post_photo
+from tests.api.fakes import finish_job, post_photo
+
+from tests.stubs import RecordingQueue
 
 FUZZ_ENV = {"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off",
             "RATE_LIMIT_BATCH_ITEMS": "off", "MAX_ACTIVE_JOBS_PER_KEY": "0"}
@@ -69,8 +71,7 @@ def fuzz_api(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Itera
     session_factory = make_session_factory(make_engine(url))
     storage = LocalStorage(root / "storage")
     settings = load_settings(env=FUZZ_ENV, data_dir=root / "data")
-    app = create_app(settings, session_factory=session_factory, storage=storage, dispatcher=RecordingDispatcher(),
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=session_factory, storage=storage, queue=RecordingQueue())
     app.testing = False         # errors go through the app's handlers, as in production
     token = create_key(session_factory, name="fuzz").token
     with pytest.MonkeyPatch.context() as patch:

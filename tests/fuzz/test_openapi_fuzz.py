@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.openapi import openapi_document
-from api.sniff import sniff_image_type
+from shared.imaging import sniff_image_type
 from tests.fuzz.conftest import ARTIFACT, FuzzApi
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

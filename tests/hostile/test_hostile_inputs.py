@@ -105,7 +105,7 @@ def hostile_stack(tmp_path_factory) -> Iterator:
     from shared.config import load_settings
     from shared.db import make_engine, make_session_factory
     from shared.migrations import upgrade
-    from worker.embedded import embedded_broker
+    from shared.broker import embedded_broker
 
     folder = tmp_path_factory.mktemp("hostile")
     env = {"FACE3D_DATA_DIR": str(folder), "MAX_UPLOAD_BYTES": str(LIMIT), "MAX_PIXELS": "20000000"}
@@ -170,10 +170,10 @@ def test_odd_file_names_are_stored_safely_on_every_database(session_factory, loc
     """input_name is a 255-character column: PostgreSQL would refuse a longer one (a 500) if it were not capped."""
     from api.app import create_app
     from shared.config import load_settings
-    from tests.api.fakes import RecordingDispatcher
+    from tests.stubs import RecordingQueue
 
     app = create_app(load_settings(env={}, data_dir=tmp_path), session_factory=session_factory,
-                     storage=local_storage, dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+                     storage=local_storage, queue=RecordingQueue())
     response = post_photo(app.test_client(), FACE.read_bytes(), name=filename)
     assert response.status_code == 202, response.get_data(as_text=True)
     job = jobs.get_job(session_factory, response.get_json()["id"])

@@ -140,12 +140,12 @@ def test_unreachable_and_missing_are_fetch_failed(origin):
 def url_app(tmp_path, session_factory, local_storage):
     from api.app import create_app
     from shared.config import load_settings
-    from tests.api.fakes import RecordingDispatcher
+    from tests.stubs import RecordingQueue
 
     def build(**overrides):
         settings = load_settings(env={}, data_dir=tmp_path / "data", max_upload_bytes=LIMIT, **overrides)
         app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                         dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+                         queue=RecordingQueue())
         app.testing = True
         return app.test_client()
 

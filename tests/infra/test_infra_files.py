@@ -49,7 +49,7 @@ def test_compose_expected_services_exist(services):
 
 def test_cpu_worker_consumes_every_queue_that_has_no_other_consumer(services):
     """Webhook deliveries and batch items have their own queues; without a consumer they would wait forever."""
-    from worker.celery_app import QUEUES
+    from shared.queue import QUEUES
 
     consumed = set()
     for service in services.values():

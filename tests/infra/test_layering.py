@@ -23,14 +23,8 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
     ("shared.cli", "api.cli"), ("shared.cli", "worker.cli"), ("shared.cli", "worker.sweeper"),
     ("shared.ingest", "api.client"), ("shared.ingest_cli", "api.client"),
 }
-KNOWN_SIDEWAYS: set[tuple[str, str]] = {
-    ("api.app", "worker.celery_app"), ("api.app", "worker.dispatch"), ("api.batches", "worker.webhooks"),
-    ("api.batches", "worker.dispatch"), ("api.jobs", "worker.webhooks"), ("api.serve", "worker.embedded"),
-    ("worker.batch_tasks", "api.sniff"),
-}
-KNOWN_CYCLES: list[list[str]] = [
-    ["worker.tasks", "worker.webhooks"],
-]
+KNOWN_SIDEWAYS: set[tuple[str, str]] = set()
+KNOWN_CYCLES: list[list[str]] = []
 KNOWN_JOBS_WRITERS: set[str] = set()
 
 

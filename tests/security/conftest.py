@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.api.fakes import RecordingDispatcher
+from tests.stubs import RecordingQueue
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def make_app(session_factory, local_storage, tmp_path: Path) -> Callable[..., An
     def build(**env: str) -> Any:
         settings = load_settings(env={"AUTH_MODE": "on", **env}, data_dir=tmp_path / "data")
         app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                         dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+                         queue=RecordingQueue())
         app.testing = True
         return app
 

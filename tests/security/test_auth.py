@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from shared import keys
 from tests.api.fakes import assert_problem, post_photo
 from tests.security.conftest import new_caller
+from tests.stubs import RecordingQueue
 
 
 def submit(client, data: bytes, caller, **kwargs) -> str:
@@ -98,7 +99,7 @@ def test_auth_off_is_open_and_warns_loudly(session_factory, local_storage, tmp_p
 
     with caplog.at_level(logging.WARNING, logger="api.auth"):
         app = create_app(load_settings(env={}, data_dir=tmp_path), session_factory=session_factory,
-                         storage=local_storage, dispatcher=lambda *_: None, broker_check=lambda: None)
+                         storage=local_storage, queue=RecordingQueue())
     assert any("AUTH_MODE=off" in record.getMessage() for record in caplog.records)
     client = app.test_client()
     job = post_photo(client, obama_bytes).get_json()
@@ -120,11 +121,11 @@ def test_production_refuses_to_start_open_or_keyless(tmp_path, env, complaint):
     sf = make_session_factory(make_engine(url))
     with pytest.raises(ConfigError, match=complaint):
         create_app(load_settings(env=env, data_dir=tmp_path), session_factory=sf, storage=object(),
-                   dispatcher=lambda *_: None, broker_check=lambda: None)
+                   queue=RecordingQueue())
     if env.get("AUTH_MODE") == "on":
         keys.create_key(sf, admin=True)
         assert create_app(load_settings(env=env, data_dir=tmp_path), session_factory=sf, storage=object(),
-                          dispatcher=lambda *_: None, broker_check=lambda: None)
+                          queue=RecordingQueue())
 
 
 def test_keys_cli_create_list_revoke(tmp_path, monkeypatch):

@@ -19,12 +19,12 @@ NO_ENV_KEY = {"FACE3D_API_KEY": None}        # whatever the caller's shell has, 
 @pytest.fixture
 def server(make_app, session_factory, local_storage):
     app = make_app()
-    dispatcher = app.extensions["face3d"].dispatch
+    queue = app.extensions["face3d"].queue
 
     def worker_soon(job_id: str) -> None:
         threading.Timer(0.1, finish_job, args=(session_factory, local_storage, job_id, FILES)).start()
 
-    dispatcher.on_send = worker_soon
+    queue.on_send = worker_soon
     with LiveServer(app) as url:
         yield url
 

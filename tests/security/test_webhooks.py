@@ -18,6 +18,7 @@ import pytest
 
 from shared import webhooks
 from tests.api.fakes import assert_problem, finish_job, post_photo
+from tests.stubs import RecordingQueue
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -113,7 +114,7 @@ def test_auth_off_needs_a_global_secret(session_factory, local_storage, tmp_path
 
     def app_with(env):
         return create_app(load_settings(env=env, data_dir=tmp_path), session_factory=session_factory,
-                          storage=local_storage, dispatcher=lambda *_: None, broker_check=lambda: None).test_client()
+                          storage=local_storage, queue=RecordingQueue()).test_client()
 
     url = "https://93.184.216.34/hook"
     body = assert_problem(post_photo(app_with({}), obama_bytes, webhook_url=url), 422, "validation_failed")
@@ -212,12 +213,12 @@ def worker_stack(postgres_url, redis_url, tmp_path_factory):
 def test_webhook_on_terminal_state_through_the_real_stack(worker_stack, faces_dir: Path):
     from api.app import create_app
     from shared.storage import make_storage
+    from shared.queue import JobQueue
     from tests.security.conftest import new_caller
-    from worker.celery_app import make_celery
 
     settings, sf, log_path = worker_stack
     app = create_app(settings, session_factory=sf, storage=make_storage(settings),
-                     celery_app=make_celery(settings))
+                     queue=JobQueue.from_settings(settings))
     client = app.test_client()
     caller = new_caller(sf, name=f"hook-{uuid.uuid4().hex[:6]}")
     with Receiver([500, 200]) as receiver:
@@ -261,24 +262,22 @@ def test_cancel_of_a_queued_job_sends_its_webhook_task(make_app, callers, obama_
     import redis as redis_lib
 
     from api.app import create_app
-    from tests.api.fakes import RecordingDispatcher
+    from shared.queue import WEBHOOK_TASK_NAME, JobQueue
     from tests.conftest import redis_url_with_offset
-    from worker.celery_app import make_celery
-    from worker.celery_app import WEBHOOK_TASK_NAME
 
     broker = redis_url_with_offset(2)
-    queue = redis_lib.Redis.from_url(broker)
-    queue.flushdb()
+    redis = redis_lib.Redis.from_url(broker)
+    redis.flushdb()
     template = make_app(WEBHOOK_ALLOW_PRIVATE="1")
     services = template.extensions["face3d"]
     settings = dataclasses.replace(services.settings, broker_url=broker)
     app = create_app(settings, session_factory=services.session_factory, storage=services.storage,
-                     celery_app=make_celery(settings), dispatcher=RecordingDispatcher(), broker_check=lambda: None)
+                     queue=JobQueue.from_settings(settings))
     client = app.test_client()
     job_id = post_photo(client, obama_bytes, headers=callers.a.headers,
                         webhook_url="http://127.0.0.1:9/hook").get_json()["id"]
     assert client.post(f"/v1/jobs/{job_id}/cancel", headers=callers.a.headers).get_json()["state"] == "canceled"
-    messages = [json.loads(raw) for raw in queue.lrange("webhooks", 0, -1)]
+    messages = [json.loads(raw) for raw in redis.lrange("webhooks", 0, -1)]
     assert [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages] == [
         (WEBHOOK_TASK_NAME, [job_id])]
-    queue.flushdb()
+    redis.flushdb()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import ConfigError, load_settings
+from shared.queue import queue_for
 
 
 def test_defaults_run_everything_under_data_dir(tmp_path):
@@ -32,7 +33,7 @@ def test_environment_values_are_parsed():
     assert settings.storage_backend == "s3" and settings.s3_endpoint_url == "http://minio:9000"
     assert not settings.uses_embedded_broker and settings.max_upload_bytes == 1000
     assert settings.visibility_timeout_s == 8000
-    assert settings.celery_queue_for("big") == "gpu" and settings.celery_queue_for("cpu") == "cpu"
+    assert queue_for(settings, "big") == "gpu" and queue_for(settings, "cpu") == "cpu"
     assert settings.public_base_url == "https://faces.example"
 
 

@@ -9,16 +9,15 @@ import redis
 
 from shared.config import load_settings
 from shared.errors import ErrorCode, Face3dError
-from worker.celery_app import TASK_NAME, make_celery
-from worker.dispatch import send_job
+from shared.queue import TASK_NAME, JobQueue, make_celery
 
 
 def test_send_job_routes_by_engine(redis_url, tmp_path):
-    app = make_celery(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
     client = redis.Redis.from_url(redis_url)
     client.delete("cpu", "gpu")
-    send_job(app, "job-cpu", "cpu")
-    send_job(app, "job-gpu", "hrn")
+    queue.send_job("job-cpu", "cpu")
+    queue.send_job("job-gpu", "hrn")
     assert client.llen("cpu") == 1 and client.llen("gpu") == 1
     message = json.loads(client.lpop("cpu"))
     assert message["headers"]["task"] == TASK_NAME and message["headers"]["argsrepr"] == "['job-cpu']"
@@ -26,18 +25,17 @@ def test_send_job_routes_by_engine(redis_url, tmp_path):
 
 
 def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_url, tmp_path):
-    from worker.dispatch import send_batch_jobs
-    from worker.celery_app import WEBHOOK_TASK_NAME
-    from worker.webhooks import enqueue_webhook
+    from shared.queue import WEBHOOK_TASK_NAME
 
-    app = make_celery(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    app = queue.celery_app
     bindings = {q.name: (q.exchange.name, q.exchange.type, q.routing_key) for q in app.conf.task_queues}
     assert bindings == {name: (name, "direct", name) for name in ("cpu", "gpu", "batch", "webhooks")}
     client = redis.Redis.from_url(redis_url)
     client.delete("cpu", "gpu", "batch", "webhooks")
-    send_job(app, "job-gpu", "hrn")
-    send_batch_jobs(app, ["item-1"], "cpu")
-    enqueue_webhook(app, "job-hook")
+    queue.send_job("job-gpu", "hrn")
+    queue.send_items(["item-1"], "cpu")
+    queue.retry_webhook("job-hook")
     landed = {name: [json.loads(raw) for raw in client.lrange(name, 0, -1)] for name in ("cpu", "gpu", "batch",
                                                                                         "webhooks")}
     assert {name: [m["headers"]["argsrepr"] for m in messages] for name, messages in landed.items()} == {
@@ -60,10 +58,10 @@ def test_celery_config_is_safe_for_long_jobs(tmp_path):
 
 def test_unreachable_broker_is_broker_unavailable_quickly(tmp_path):
     settings = load_settings({"BROKER_CONNECT_TIMEOUT_S": "1"}, data_dir=tmp_path, broker_url="redis://127.0.0.1:9/0")
-    app = make_celery(settings)
+    queue = JobQueue.from_settings(settings)
     started = time.monotonic()
     with pytest.raises(Face3dError) as caught:
-        send_job(app, "job-x", "cpu")
+        queue.send_job("job-x", "cpu")
     assert caught.value.code is ErrorCode.BROKER_UNAVAILABLE
     assert time.monotonic() - started < 10
 

@@ -9,8 +9,8 @@ from shared.db import make_engine, make_session_factory
 from shared.migrations import upgrade
 from shared.states import JobState
 from shared.storage import make_storage
-from worker.celery_app import broker_url_for, make_celery
-from worker.embedded import embedded_broker, find_embedded_broker, start_embedded_broker
+from shared.broker import embedded_broker, find_embedded_broker, start_embedded_broker
+from shared.queue import JobQueue, broker_url_for
 from tests.service.workers import FACES, describe, submit, wait_terminal, worker_process
 
 
@@ -45,8 +45,7 @@ def test_one_job_through_the_embedded_broker(tmp_path):
     sf = make_session_factory(engine)
     log = tmp_path / "worker.log"
     with embedded_broker(tmp_path), worker_process({"FACE3D_DATA_DIR": str(tmp_path)}, log):
-        app = make_celery(settings)
-        job_id = submit(sf, make_storage(settings), app, FACES / "g_grayscale_hopper.jpg",
+        job_id = submit(sf, make_storage(settings), JobQueue.from_settings(settings), FACES / "g_grayscale_hopper.jpg",
                         {"video": False, "texture_size": 256})
         job = wait_terminal(sf, job_id, log)
     engine.dispose()
@@ -75,7 +74,7 @@ def test_broker_dies_with_its_owner(tmp_path):
 
     from tests.service.workers import ROOT
 
-    script = ("import sys, time; from worker.embedded import start_embedded_broker; "
+    script = ("import sys, time; from shared.broker import start_embedded_broker; "
               "url, _ = start_embedded_broker(sys.argv[1]); print(url, flush=True); time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                              text=True)
@@ -104,7 +103,7 @@ def test_killed_worker_process_job_runs_again(tmp_path):
     sf = make_session_factory(engine)
     log = tmp_path / "worker.log"
     with embedded_broker(tmp_path), worker_process({"FACE3D_DATA_DIR": str(tmp_path)}, log, pool="prefork") as proc:
-        job_id = submit(sf, make_storage(settings), make_celery(settings), FACES / "c_group_t1_six.jpg",
+        job_id = submit(sf, make_storage(settings), JobQueue.from_settings(settings), FACES / "c_group_t1_six.jpg",
                         {"video": True, "frames": 30})
         deadline = time.monotonic() + 120
         while jobs.get_job(sf, job_id).state is JobState.QUEUED and time.monotonic() < deadline:

@@ -14,8 +14,7 @@ from shared.db import make_engine, make_session_factory
 from shared.migrations import upgrade
 from shared.states import JobState
 from shared.storage import make_storage
-from worker.celery_app import make_celery
-from worker.dispatch import send_job
+from shared.queue import JobQueue
 from tests.service.workers import FACES, describe, submit, wait_terminal, worker_process
 
 FAST = {"video": False, "texture_size": 256}
@@ -35,13 +34,13 @@ def stack(postgres_url, redis_url, s3_server, tmp_path_factory):
     sf = make_session_factory(engine)
     log_path = folder / "worker.log"
     with worker_process(env, log_path):
-        yield sf, make_storage(settings), make_celery(settings), log_path
+        yield sf, make_storage(settings), JobQueue.from_settings(settings), log_path
     engine.dispose()
 
 
 def test_face_photo_succeeds_with_artifacts_in_s3(stack):
-    sf, storage, app, log = stack
-    job_id = submit(sf, storage, app, FACES / "a_frontal_darkskin_woman.jpg", FAST)
+    sf, storage, queue, log = stack
+    job_id = submit(sf, storage, queue, FACES / "a_frontal_darkskin_woman.jpg", FAST)
     job = wait_terminal(sf, job_id, log)
     assert job.state is JobState.SUCCEEDED, describe(job, log)
     assert job.attempts == 1 and job.progress == 1.0 and job.worker.startswith("face3d-cpu")
@@ -55,20 +54,20 @@ def test_face_photo_succeeds_with_artifacts_in_s3(stack):
 
 
 def test_no_face_photo_fails_no_face_detected(stack):
-    sf, storage, app, log = stack
-    job = wait_terminal(sf, submit(sf, storage, app, FACES / "f_noface_grass.jpg", FAST), log)
+    sf, storage, queue, log = stack
+    job = wait_terminal(sf, submit(sf, storage, queue, FACES / "f_noface_grass.jpg", FAST), log)
     assert (job.state, job.error_code) == (JobState.FAILED, "no_face_detected"), describe(job, log)
 
 
 def test_message_for_succeeded_job_is_ignored(stack):
-    sf, storage, app, log = stack
+    sf, storage, queue, log = stack
     done_id = submit_without_sending(sf)
     jobs.mark_running(sf, done_id, "earlier-worker")
     jobs.mark_succeeded(sf, done_id, {"faces": [], "artifacts": [], "marker": "kept"})
     before = jobs.get_job(sf, done_id)
-    send_job(app, done_id, "cpu")
+    queue.send_job(done_id, "cpu")
     # The solo worker takes messages in order: once the next job is finished, the first message was handled.
-    follower = wait_terminal(sf, submit(sf, storage, app, FACES / "f_noface_grass.jpg", FAST), log)
+    follower = wait_terminal(sf, submit(sf, storage, queue, FACES / "f_noface_grass.jpg", FAST), log)
     assert follower.is_terminal
     after = jobs.get_job(sf, done_id)
     assert after.result == {"faces": [], "artifacts": [], "marker": "kept"}

@@ -12,7 +12,9 @@ from shared.config import load_settings
 from shared.errors import NoFaceError
 from shared.states import JobState
 from shared.storage import S3Storage, input_key, make_s3_client
-from worker.tasks import ProgressReporter, WorkerContext, parse_options, run_job
+from tests.stubs import RecordingQueue
+from worker.context import WorkerContext
+from worker.tasks import ProgressReporter, options_for_engine, run_job
 
 PHOTO = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "g_grayscale_hopper.jpg"
 
@@ -36,7 +38,8 @@ class ScriptedEngine:
 
 @pytest.fixture
 def ctx(session_factory, local_storage, tmp_path):
-    return WorkerContext(load_settings({}, data_dir=tmp_path, job_max_attempts=2), session_factory, local_storage)
+    return WorkerContext(load_settings({}, data_dir=tmp_path, job_max_attempts=2), session_factory, local_storage,
+                         RecordingQueue())
 
 
 @pytest.fixture
@@ -134,7 +137,7 @@ def test_unreachable_storage_fails_storage_unavailable(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: pytest.fail("must not run")))
     job = queued_job(ctx)
     broken = S3Storage(make_s3_client("http://127.0.0.1:9", "us-east-1"), "bucket")
-    broken_ctx = WorkerContext(ctx.settings, ctx.session_factory, broken)
+    broken_ctx = WorkerContext(ctx.settings, ctx.session_factory, broken, ctx.queue)
     assert run_job(broken_ctx, job.id, worker="w") == "failed"
     assert jobs.get_job(ctx.session_factory, job.id).error_code == "storage_unavailable"
 
@@ -151,6 +154,6 @@ def test_progress_reporter_grows_and_records_stage(session_factory, ctx):
     assert jobs.get_job(session_factory, job.id).stage == "texture"
 
 
-def test_parse_options_accepts_known_fields():
-    assert parse_options({"frames": 5, "video": False}).frames == 5
-    assert parse_options(None).texture_size > 0
+def test_options_for_engine_accepts_known_fields():
+    assert options_for_engine({"frames": 5, "video": False}).frames == 5
+    assert options_for_engine(None).texture_size > 0

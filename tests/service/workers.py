@@ -13,7 +13,6 @@ from typing import Iterator
 
 from shared import jobs, models
 from shared.storage import input_key
-from worker.dispatch import send_job
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES = ROOT / ".." / "shared" / "faces"
@@ -42,14 +41,15 @@ def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo", queu
             process.wait()
 
 
-def submit(sf, storage, celery_app, photo: Path, options: dict | None = None) -> str:
+def submit(sf, storage, queue, photo: Path, options: dict | None = None) -> str:
+    """Store the photo and create its job as the API does, then send it through ``queue`` (a JobQueue)."""
     data = photo.read_bytes()
     job_id = uuid.uuid4().hex
     key = input_key(job_id, photo.name)
     storage.put_bytes(key, data)
     jobs.create_job(sf, engine="cpu", options=options or {}, input_name=photo.name, input_key=key,
                       input_size=len(data), input_sha256=hashlib.sha256(data).hexdigest(), job_id=job_id)
-    send_job(celery_app, job_id, "cpu")
+    queue.send_job(job_id, "cpu")
     return job_id
 
 

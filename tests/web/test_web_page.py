@@ -20,7 +20,8 @@ import redis
 from PIL import Image
 
 from api.serve import worker_command
-from tests.api.fakes import LiveServer, RecordingDispatcher, finish_job
+from tests.api.fakes import LiveServer, finish_job
+from tests.stubs import RecordingQueue
 from tests.conftest import S3_BUCKET, redis_url_with_offset
 from tests.web.conftest import PHONE
 
@@ -203,10 +204,9 @@ def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama
     job, _ = jobs.create_job(sessions, engine="cpu", options={}, input_name="box.jpg", input_key="jobs/x/input/box.jpg",
                                input_size=1, input_sha256="0" * 64, idempotency_key=None, request_fingerprint="f")
     finish_job(sessions, s3_storage, job.id, {"face_0.glb": _box_glb(), "result.json": b'{"faces": [{}]}'})
-    dispatcher = RecordingDispatcher()
+    queue = RecordingQueue()
     settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path), "S3_BUCKET": S3_BUCKET})
-    app = create_app(settings, session_factory=sessions, storage=s3_storage, dispatcher=dispatcher,
-                     broker_check=lambda: None)
+    app = create_app(settings, session_factory=sessions, storage=s3_storage, queue=queue)
     app.before_request(_require_key("secret-key"))
 
     page = tab.page
@@ -235,7 +235,7 @@ def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama
         assert page.evaluate("localStorage.getItem('face3d.apiKey')") == "secret-key"
         page.close()        # before the server goes: the queued job is still being polled
 
-    assert len(dispatcher.sent) == 1
+    assert len(queue.sent) == 1
     assert any(f"/v1/jobs/{job.id}/artifacts/face_0.glb" in hop for hop in redirects)     # went through S3
     assert [e for e in tab.errors if "status of 401" not in e] == []
 

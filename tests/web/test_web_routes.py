@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.fakes import RecordingDispatcher
+from tests.stubs import RecordingQueue
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 LOCAL_IMPORT = re.compile(r"""(?:import|export)\s[^;]*?from\s+["'](\.{1,2}/[^"']+)["']""")
@@ -25,8 +25,7 @@ def make_client(tmp_path):
         upgrade(database)
         settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path), **env})
         app = create_app(settings, session_factory=make_session_factory(make_engine(database)),
-                         storage=LocalStorage(tmp_path / "storage"), dispatcher=RecordingDispatcher(),
-                         broker_check=lambda: None)
+                         storage=LocalStorage(tmp_path / "storage"), queue=RecordingQueue())
         return app.test_client()
 
     return make

@@ -81,7 +81,7 @@ def start_embedded_broker(data_dir: str | Path) -> tuple[str, Callable[[], None]
     running = find_embedded_broker(data_dir)
     if running:
         raise Face3dError(f"an embedded broker already runs for {data_dir} at {running}; stop that face3d process "
-                          "first, or attach to it (worker.embedded.embedded_broker)", ErrorCode.BROKER_UNAVAILABLE)
+                          "first, or attach to it (shared.broker.embedded_broker)", ErrorCode.BROKER_UNAVAILABLE)
     broker = _start(Path(data_dir) / "broker")
     return broker.url, broker.stop
 

@@ -1,0 +1,169 @@
+"""The broker's one face: the Celery app, the queue and task names, routing, and JobQueue, the one object the API,
+the sweeper and the workers send through. Creating either opens no connection; sending, counting or checking does.
+
+Task names are part of the messages already in queues: they never change with the code's layout.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from celery import Celery
+from kombu import Exchange, Queue
+from kombu.exceptions import ChannelError, KombuError, OperationalError
+
+from shared.broker import find_embedded_broker
+from shared.config import Settings
+from shared.errors import ErrorCode, Face3dError
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "face3d.reconstruct_job"
+BATCH_TASK_NAME = "face3d.batch_item"
+WEBHOOK_TASK_NAME = "face3d.deliver_webhook"
+CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+BATCH_QUEUE = "batch"           # batch items, read after the interactive queues
+WEBHOOK_QUEUE = "webhooks"      # deliveries and their retries never wait behind queued jobs
+QUEUES = (CPU_QUEUE, GPU_QUEUE, BATCH_QUEUE, WEBHOOK_QUEUE)
+# The order `face3d serve`'s worker reads them in (priority order): interactive jobs, webhook retries, batch items.
+SERVE_QUEUES = (CPU_QUEUE, GPU_QUEUE, WEBHOOK_QUEUE, BATCH_QUEUE)
+SOFT_LIMIT_MARGIN_S = 15
+# kombu's own retry of a send while the connection is re-established; longer outages fail the send.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+BROKER_ERRORS = (OperationalError, KombuError, OSError, TimeoutError)
+
+
+def queue_for(settings: Settings, engine: str) -> str:
+    """The queue of a job for ``engine``: GPU_ENGINES go to gpu, the rest to cpu."""
+    return GPU_QUEUE if engine in settings.gpu_engines else CPU_QUEUE
+
+
+def item_queue_for(settings: Settings, engine: str) -> str:
+    """The queue of a batch item: CPU items wait in their own low-priority queue; GPU engines' items share gpu."""
+    job_queue = queue_for(settings, engine)
+    return BATCH_QUEUE if job_queue == CPU_QUEUE else job_queue
+
+
+def broker_url_for(settings: Settings) -> str:
+    """The concrete broker URL: BROKER_URL, or the embedded broker running for data_dir."""
+    if not settings.uses_embedded_broker:
+        return settings.broker_url
+    url = find_embedded_broker(settings.data_dir)
+    if url is None:
+        raise Face3dError(
+            f"no embedded broker is running for {settings.data_dir}; start `face3d serve` or `face3d worker` first, "
+            "or set BROKER_URL", ErrorCode.BROKER_UNAVAILABLE)
+    return url
+
+
+def declared_queues() -> list[Queue]:
+    """Each queue with its own direct exchange of the same name (else Celery binds them all to the default
+    queue's exchange, and the worker banner reads ``gpu exchange=cpu(direct)``)."""
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+
+
+def make_celery(settings: Settings, broker_url: str | None = None, include: Iterable[str] = ()) -> Celery:
+    """The Celery app for ``settings``; ``include``: task modules a consuming worker imports (senders need none)."""
+    app = Celery("face3d", broker=broker_url or broker_url_for(settings), include=list(include))
+    app.conf.update(_celery_config(settings))
+    app.conf.face3d_settings = settings      # read back by the tasks (worker/context.py)
+    return app
+
+
+def _celery_config(settings: Settings) -> dict[str, object]:
+    soft_limit = max(1, settings.job_time_limit_s - min(SOFT_LIMIT_MARGIN_S, settings.job_time_limit_s // 4))
+    return {
+        "task_acks_late": True,                    # a job is acknowledged only after it ran ...
+        "task_reject_on_worker_lost": True,        # ... so a killed worker's job is delivered again
+        "worker_prefetch_multiplier": 1,           # one heavy job per process at a time
+        "task_serializer": "json", "accept_content": ["json"], "result_serializer": "json",
+        "task_ignore_result": True,                # job state lives in the database, not in a result backend
+        "task_queues": declared_queues(),
+        "task_default_queue": CPU_QUEUE,
+        "task_routes": {TASK_NAME: {"queue": CPU_QUEUE}, BATCH_TASK_NAME: {"queue": BATCH_QUEUE},
+                        WEBHOOK_TASK_NAME: {"queue": WEBHOOK_QUEUE}},
+        "task_time_limit": settings.job_time_limit_s,
+        "task_soft_time_limit": soft_limit,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "socket_connect_timeout": settings.broker_connect_timeout_s,
+            # Redis: take from the queues in the order a worker lists them (-Q cpu,batch), not round robin, so
+            # interactive jobs never wait behind a big batch (the batch queue only runs when cpu is empty).
+            "queue_order_strategy": "priority",
+        },
+        "broker_connection_timeout": settings.broker_connect_timeout_s,
+        "broker_connection_retry_on_startup": True,
+        "worker_send_task_events": False,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+    }
+
+
+class JobQueue:
+    """Everything the service sends to the broker. Sends fail fast with broker_unavailable instead of hanging."""
+
+    def __init__(self, celery_app: Celery, settings: Settings) -> None:
+        self.celery_app, self.settings = celery_app, settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, broker_url: str | None = None) -> "JobQueue":
+        return cls(make_celery(settings, broker_url), settings)
+
+    def send_job(self, job_id: str, engine: str) -> None:
+        queue = queue_for(self.settings, engine)
+        try:
+            self._send(TASK_NAME, job_id, queue)
+        except BROKER_ERRORS as exc:
+            log.warning("broker unreachable while sending job %s: %s", job_id, exc)
+            raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
+
+    def send_items(self, job_ids: list[str], engine: str) -> None:
+        """Send batch items over a single broker connection. On failure raises broker_unavailable with
+        ``details["sent"]``: how many went out before it."""
+        queue, sent = item_queue_for(self.settings, engine), 0
+        try:
+            with self.celery_app.producer_or_acquire() as producer:
+                for job_id in job_ids:
+                    self._send(BATCH_TASK_NAME, job_id, queue, producer=producer)
+                    sent += 1
+        except BROKER_ERRORS as exc:
+            log.warning("broker unreachable after sending %d of %d batch items: %s", sent, len(job_ids), exc)
+            raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE,
+                              sent=sent) from exc
+
+    def _send(self, task: str, job_id: str, queue: str, **options: object) -> None:
+        self.celery_app.send_task(task, args=[job_id], queue=queue, routing_key=queue, retry=True,
+                                  retry_policy=SEND_RETRY_POLICY, **options)
+
+    def retry_webhook(self, job_id: str, attempt: int = 1, countdown: float = 0) -> None:
+        """Queue delivery attempt ``attempt`` of a finished job's webhook on the webhooks queue."""
+        self.celery_app.send_task(WEBHOOK_TASK_NAME, args=[job_id], kwargs={"attempt": attempt},
+                                  queue=WEBHOOK_QUEUE, routing_key=WEBHOOK_QUEUE, countdown=countdown or None)
+
+    def announce_finished(self, job_ids: Iterable[str]) -> None:
+        """Queue the webhooks of jobs finished outside a job task (cancels, the sweeper); a broker problem is
+        logged, never raised: the jobs are finished whatever happens to their webhooks."""
+        for job_id in job_ids:
+            try:
+                self.retry_webhook(job_id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("job %s: webhook could not be queued: %s", job_id, exc)
+
+    def depth(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (not those a worker holds). Raises broker_unavailable when unreachable."""
+        try:
+            with self.celery_app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1)
+                try:
+                    return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
+                except ChannelError:        # never declared, or (Redis) emptied: an empty list key does not exist
+                    return 0
+        except BROKER_ERRORS as exc:
+            raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
+
+    def check(self) -> None:
+        """Raises when the broker cannot be reached within BROKER_CONNECT_TIMEOUT_S (readiness)."""
+        with self.celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
+                                         timeout=self.settings.broker_connect_timeout_s)
