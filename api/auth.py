@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from api.problems import problem_response
+from api.problems import http_status, problem_response
 from shared import jobs, keys
 from shared.config import ConfigError, Settings
 from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.models import ApiKey
-from shared.ratelimit import Decision, Limit, Limiter, make_limiter
+from api.ratelimit import Decision, Limit, Limiter, make_limiter
 
 log = logging.getLogger(__name__)
 PUBLIC_BLUEPRINTS = frozenset({"health", "web"})
@@ -159,7 +159,7 @@ def _rate_limit_headers(response: Response) -> Response:
 
 
 def _headered_problem(error: HeaderedError) -> Response:
-    return problem_response(error.http_status, error.code, error.message, headers=error.headers)
+    return problem_response(http_status(error.code), error.code, error.message, headers=error.headers)
 
 
 # ---------------------------------------------------------------- ownership (for every owned resource)

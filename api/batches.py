@@ -22,11 +22,11 @@ from api.problems import RequestValidationError
 from api.forms import BatchCreate, BatchItemIn
 from api.services import Services, services
 from shared import batches, db, jobs, models
-from shared.batches import NewItem, UniqueNames
+from shared.batches import NewItem
 from shared.engines import engine_names
 from shared.errors import ErrorCode, Face3dError
 from shared.imaging import check_image_bytes
-from shared.schema import BatchList, JobOptions, batch_view, result_line
+from shared.schema import BatchList, JobOptions, UniqueNames, batch_view, clip_name, result_line
 from shared.states import TERMINAL_STATES, JobState
 from shared.storage import input_key, job_prefix, make_s3_client
 
@@ -170,7 +170,7 @@ def _uploaded_item(svc: Services) -> Pending:
         raise Face3dError("send the photo as a multipart/form-data file field named 'image'", ErrorCode.INVALID_REQUEST)
     name = request.form.get("name") or upload.filename or "photo"
     data = upload.read(svc.settings.max_upload_bytes + 1)
-    return _stored_item(svc, NewItem(name=batches.clip_name(name), input_key=""), data)
+    return _stored_item(svc, NewItem(name=clip_name(name), input_key=""), data)
 
 
 def _stored_item(svc: Services, item: NewItem, data: bytes) -> Pending:

@@ -8,10 +8,39 @@ from flask import Flask, Response, current_app, request
 from pydantic import BaseModel, Field, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import HTTP_STATUS, ErrorCode, Face3dError
+from shared.errors import ErrorCode, Face3dError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.VALIDATION_FAILED: 422,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.INVALID_IMAGE: 422,
+    ErrorCode.IMAGE_TOO_LARGE: 413,
+    ErrorCode.NO_FACE_DETECTED: 422,
+    ErrorCode.ENGINE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
+    ErrorCode.BROKER_UNAVAILABLE: 503,
+    ErrorCode.DATABASE_UNAVAILABLE: 503,
+    ErrorCode.URL_NOT_ALLOWED: 422,
+    ErrorCode.FETCH_FAILED: 502,
+    ErrorCode.WORKER_LOST: 500,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.CANCELED: 409,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_ACTIVE_JOBS: 429,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+def http_status(code: ErrorCode) -> int:
+    return HTTP_STATUS.get(code, 500)
 
 # Werkzeug's own errors (bad route, bad method, body too large, ...) mapped to our codes.
 _HTTP_CODES: dict[int, ErrorCode] = {
@@ -82,7 +111,7 @@ def _title(status: int) -> str:
 
 def _face3d_error(error: Face3dError) -> Response:
     issues = getattr(error, "issues", None)
-    status = HTTP_STATUS.get(error.code, 500)
+    status = http_status(error.code)
     if status >= 500:
         log.warning("request failed: %s (%s)", error.message, error.code.value)
     return problem_response(status, error.code, error.message, errors=issues)

@@ -30,6 +30,22 @@ class _Stop(Exception):
     """Raised from the SIGTERM handler so the supervisor unwinds like on Ctrl-C."""
 
 
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the database, files and embedded broker live (default: $FACE3D_DATA_DIR or ./data).")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Reconstruction worker processes (each loads its own engine).")
+def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
+    """Run the API and a worker on this machine (SQLite, local files, embedded broker unless configured)."""
+    try:
+        run_embedded(host=host, port=port, data_dir=data_dir, workers=workers)
+    except Face3dError as error:
+        click.echo(f"error: {error.code.value}: {error.message}", err=True)
+        sys.exit(1)
+
+
 def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -> None:
     from shared.config import load_settings
     from shared.migrations import upgrade

@@ -128,10 +128,10 @@ def through_service(paths: list[Path], warmup: list[Path], work: Path, args: arg
     import redis
 
     from api.app import create_app
-    from api.client import Face3dClient
+    from client.http import Face3dClient
     from shared.config import load_settings
     from shared.migrations import upgrade
-    from shared.ingest import Ingest
+    from client.ingest import Ingest
     from tests.api.fakes import LiveServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

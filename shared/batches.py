@@ -19,9 +19,9 @@ from shared import jobs
 from shared.db import SessionFactory, keyset_page, utcnow
 from shared.errors import Conflict, NotFound
 from shared.models import Batch, Job
+from shared.schema import MAX_ITEM_NAME, clip_name
 from shared.states import TERMINAL_STATES, JobState
 
-MAX_NAME = 255
 PAGE_SIZE = 500
 
 
@@ -53,7 +53,7 @@ class BatchProgress:
 def create_batch(sf: SessionFactory, *, engine: str, options: dict[str, Any], source: str, name: str | None = None,
                  owner_id: str | None = None) -> Batch:
     now = utcnow()
-    batch = Batch(id=uuid.uuid4().hex, owner_id=owner_id, name=(name or None) and name[:MAX_NAME], engine=engine,
+    batch = Batch(id=uuid.uuid4().hex, owner_id=owner_id, name=(name or None) and name[:MAX_ITEM_NAME], engine=engine,
                   options=dict(options), source=source[:1024], total=0, created_at=now, updated_at=now)
     with sf.begin() as session:
         session.add(batch)
@@ -124,26 +124,6 @@ def _job_row(batch: Batch, item: NewItem, now: datetime) -> dict[str, Any]:
             "input_name": clip_name(item.name), "input_key": item.input_key, "input_size": item.input_size,
             "input_sha256": item.input_sha256, "progress": 0.0, "attempts": 0, "cancel_requested": False,
             "created_at": now, "updated_at": now, "owner_id": batch.owner_id, "batch_id": batch.id}
-
-
-def clip_name(name: str) -> str:
-    return name if len(name) <= MAX_NAME else name[-MAX_NAME:]
-
-
-class UniqueNames:
-    """Item names unique within one request: a repeated name gets ``~2``, ``~3``... before its extension."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def __call__(self, name: str) -> str:
-        candidate, number = clip_name(name), 1
-        stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
-        while candidate in self.seen:
-            number += 1
-            candidate = clip_name(f"{stem}~{number}{dot}{suffix}")
-        self.seen.add(candidate)
-        return candidate
 
 
 def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> bool:

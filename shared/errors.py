@@ -1,6 +1,6 @@
 """Error codes (stable strings seen by API clients and in result.json) and the exception types that carry them.
 
-HTTP status mapping lives here too so the API edge maps every error exactly once.
+The HTTP status of each code is the API's business: api/problems.py maps every error exactly once, at the edge.
 """
 from __future__ import annotations
 
@@ -32,32 +32,6 @@ class ErrorCode(str, enum.Enum):
     INTERNAL = "internal"
 
 
-HTTP_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.INVALID_REQUEST: 400,
-    ErrorCode.VALIDATION_FAILED: 422,
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
-    ErrorCode.PAYLOAD_TOO_LARGE: 413,
-    ErrorCode.INVALID_IMAGE: 422,
-    ErrorCode.IMAGE_TOO_LARGE: 413,
-    ErrorCode.NO_FACE_DETECTED: 422,
-    ErrorCode.ENGINE_UNAVAILABLE: 503,
-    ErrorCode.STORAGE_UNAVAILABLE: 503,
-    ErrorCode.BROKER_UNAVAILABLE: 503,
-    ErrorCode.DATABASE_UNAVAILABLE: 503,
-    ErrorCode.URL_NOT_ALLOWED: 422,
-    ErrorCode.FETCH_FAILED: 502,
-    ErrorCode.WORKER_LOST: 500,
-    ErrorCode.TIMEOUT: 504,
-    ErrorCode.CANCELED: 409,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.TOO_MANY_ACTIVE_JOBS: 429,
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.INTERNAL: 500,
-}
-
-
 class Face3dError(Exception):
     """Base error: a stable code plus a human message. Raised anywhere, mapped to HTTP/job errors at the edges."""
 
@@ -69,10 +43,6 @@ class Face3dError(Exception):
             self.code = code
         self.message = message
         self.details = details
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS[self.code]
 
 
 class InputError(Face3dError):

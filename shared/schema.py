@@ -6,12 +6,16 @@ Rows are only read through their attributes; their type is named for readers, ne
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.errors import ErrorCode, Face3dError
 from shared.states import JobState
 
 if TYPE_CHECKING:
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
     from shared.models import Job as JobRow
 
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+MAX_ITEM_NAME = 255             # a batch item's name (the jobs.input_name column)
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 class JobOptions(BaseModel):
@@ -224,3 +230,46 @@ def batch_view(batch: "Batch", progress: "BatchProgress", base_url: str) -> Batc
         eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
         last_finished_at=progress.last_finished_at, results_url=f"{base_url}/v1/batches/{batch.id}/results",
     )
+
+
+# ---------------------------------------------------------------- batch item names
+
+
+def clip_name(name: str) -> str:
+    """An item name that fits the column, cut from the left so the extension stays."""
+    return name if len(name) <= MAX_ITEM_NAME else name[-MAX_ITEM_NAME:]
+
+
+class UniqueNames:
+    """Item names unique within one request (the server) or one ingestion (the client): a repeated name gets
+    ``~2``, ``~3``... before its extension."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        candidate, number = clip_name(name), 1
+        stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+        while candidate in self.seen:
+            number += 1
+            candidate = clip_name(f"{stem}~{number}{dot}{suffix}")
+        self.seen.add(candidate)
+        return candidate
+
+
+# ---------------------------------------------------------------- webhook signatures (Standard Webhooks)
+
+
+def secret_key_bytes(secret: str) -> bytes:
+    raw = secret[len(WEBHOOK_SECRET_PREFIX):] if secret.startswith(WEBHOOK_SECRET_PREFIX) else secret
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise Face3dError("a webhook secret must be whsec_ followed by base64", ErrorCode.INVALID_REQUEST) from None
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()

@@ -12,9 +12,6 @@ the POST goes to the checked address (no DNS rebinding between check and connect
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -29,9 +26,8 @@ from shared.db import SessionFactory, utcnow
 from shared.errors import ErrorCode, Face3dError, NotFound
 from shared.jobs import get_job
 from shared.models import Job, WebhookDelivery
-from shared.schema import webhook_event
+from shared.schema import sign, webhook_event
 
-SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2000
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "face3d-webhooks/1"
@@ -44,20 +40,6 @@ class WebhookUrlRefused(Face3dError):
 
 
 # ---------------------------------------------------------------- signing
-
-
-def secret_key_bytes(secret: str) -> bytes:
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
-    try:
-        return base64.b64decode(raw, validate=True)
-    except ValueError:
-        raise Face3dError("a webhook secret must be whsec_ followed by base64", ErrorCode.INVALID_REQUEST) from None
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 def signed_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
@@ -190,18 +172,3 @@ def list_deliveries(sf: SessionFactory, job_id: str) -> list[WebhookDelivery]:
              .order_by(WebhookDelivery.attempt, WebhookDelivery.id))
     with sf() as session:
         return list(session.scalars(query))
-
-
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300,
-           now: float | None = None) -> bool:
-    """Receiver side (for clients and docs): the signature matches and the timestamp is recent."""
-    try:
-        timestamp = int(headers["webhook-timestamp"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, headers.get("webhook-id", ""), timestamp, body).split(",", 1)[1]
-    offered = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split() if part.startswith("v1,")]
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
-

@@ -1,9 +1,12 @@
-"""`face3d worker`: a Celery worker consuming the cpu and/or gpu queue."""
+"""The worker commands: `face3d worker` (a Celery worker consuming the given queues) and `face3d sweeper`."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import signal
 import socket
+import threading
 
 import click
 
@@ -45,6 +48,35 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     with embedded_broker(settings.data_dir) as broker:
         settings = dataclasses.replace(settings, broker_url=broker.url)
         make_celery(settings, include=TASK_MODULES).worker_main(argv)
+
+
+@click.command()
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between sweeps (default SWEEPER_INTERVAL_S).")
+@click.option("--once", is_flag=True, help="Sweep once, print what was repaired, and exit.")
+def sweeper(interval: float | None, once: bool) -> None:
+    """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers."""
+    from shared.config import load_settings
+    from shared.db import session_factory_for
+    from shared.errors import Face3dError
+    from shared.queue import JobQueue
+    from worker.sweeper import run_sweeper, sweep_once
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    sf = session_factory_for(settings.database_url)
+    try:
+        queue = JobQueue.from_settings(settings)
+    except Face3dError as error:
+        raise click.ClickException(f"{error.code.value}: {error.message}") from None
+    if once:
+        click.echo(str(sweep_once(sf, settings, queue)))
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"sweeper running every {interval or settings.sweeper_interval_s:g} s")
+    run_sweeper(sf, settings, queue, stop, interval)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,10 @@ that comes back to life, never both act on one job. Run it as ``face3d sweeper``
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
-
-import click
 
 from shared import db, jobs, models
 from shared.config import Settings
@@ -175,31 +172,3 @@ def run_sweeper(sf: db.SessionFactory, settings: Settings, queue: JobQueue, stop
         except Exception as exc:
             log.warning("sweep failed, retrying in %.0f s: %s", interval_s, exc)
         stop.wait(interval_s)
-
-
-@click.command()
-@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds between sweeps (default SWEEPER_INTERVAL_S).")
-@click.option("--once", is_flag=True, help="Sweep once, print what was repaired, and exit.")
-def sweeper(interval: float | None, once: bool) -> None:
-    """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers."""
-    from shared.config import load_settings
-    from shared.db import session_factory_for
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from shared.errors import Face3dError
-
-    settings = load_settings()
-    sf = session_factory_for(settings.database_url)
-    try:
-        queue = JobQueue.from_settings(settings)
-    except Face3dError as error:
-        raise click.ClickException(f"{error.code.value}: {error.message}") from None
-    if once:
-        click.echo(str(sweep_once(sf, settings, queue)))
-        return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"sweeper running every {interval or settings.sweeper_interval_s:g} s")
-    run_sweeper(sf, settings, queue, stop, interval)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from api.client import Face3dClient
-from shared.ingest import Ingest
+from client.http import Face3dClient
+from client.ingest import Ingest
 from tests.batches.conftest import FAST, ROOT, SOURCE_BUCKET
 from tests.batches.stack import batch_job_count, wait_until
 

@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 from PIL import Image
 
-from api.client import Face3dClient
+from client.http import Face3dClient
 from shared.models import Job
 from shared.jobs import get_job
 from shared.states import JobState

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from shared.batches import UniqueNames
+from shared.schema import UniqueNames
 from shared.errors import Face3dError
-from shared.ingest import ResultsFile, iter_items
+from client.ingest import ResultsFile, iter_items
 from shared.jobs import canonical_options
 
 

@@ -20,7 +20,7 @@ import redis
 import requests
 import trimesh
 
-from api.client import Face3dClient
+from client.http import Face3dClient
 from api.serve import worker_command
 from tests.api.fakes import LiveServer
 from tests.conftest import S3_BUCKET, free_port, redis_url_with_offset

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from api.client import Face3dClient, ServerUnreachable
+from client.http import Face3dClient, ServerUnreachable
 from tests.api.fakes import assert_problem, post_photo
 from tests.conftest import free_port
 from tests.faults.stack import ROOT, wait_until

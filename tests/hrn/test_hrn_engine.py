@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.problems import http_status
 from hrn_synthetic import align_for, hrn_result
 from shared.engines.base import Options, Photo
 from shared.engines.hrn import HrnEngine
@@ -28,7 +29,7 @@ GPU_READY = Environment(missing_modules=lambda: [], cuda_available=lambda: True,
 def test_load_refuses_with_engine_unavailable_when_packages_are_missing():
     with pytest.raises(EngineUnavailable) as caught:
         HrnEngine().load()
-    assert caught.value.code is ErrorCode.ENGINE_UNAVAILABLE and caught.value.http_status == 503
+    assert caught.value.code is ErrorCode.ENGINE_UNAVAILABLE and http_status(caught.value.code) == 503
     assert "modelscope" in caught.value.message
 
 

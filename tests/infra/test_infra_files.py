@@ -177,7 +177,7 @@ def test_every_face3d_command_parses_with_the_real_cli(services):
     for args in face3d:
         command, rest = main, list(args)
         while isinstance(command, click.Group):                 # descend to the leaf command, parse, don't run
-            command, rest = command.commands[rest[0]], rest[1:]
+            command, rest = command.get_command(click.Context(command), rest[0]), rest[1:]
         command.make_context(command.name, rest)
         assert CliRunner().invoke(main, [*args[: len(args) - len(rest)], "--help"]).exit_code == 0
 
@@ -196,15 +196,19 @@ def test_gunicorn_app_spec_builds_an_app_that_answers_healthz(services, tmp_path
 
 
 def test_healthcheck_snippets_compile_and_the_worker_check_recognises_its_host(services):
-    for service in services.values():
-        test = service.get("healthcheck", {}).get("test", [])
-        if test[1:3] == ["python", "-c"]:
-            compile(test[3], "<healthcheck>", "exec")
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("worker_healthcheck", ROOT / "infra" / "worker_healthcheck.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    tests = [service.get("healthcheck", {}).get("test", []) for service in services.values()]
+    for path in DOCKERFILES:
+        tests += [["CMD", *json.loads(args[args.index("["):])] for keyword, args in dockerfile_instructions(path)
+                  if keyword == "HEALTHCHECK"]
+    for test in tests:
+        if test[1:3] == ["python", "-c"]:
+            compile(test[3], "<healthcheck>", "exec")
+        if test[1:3] == ["python", "-m"]:
+            assert importlib.util.find_spec(test[3]) is not None, test      # a module the image installs
+    from worker import healthcheck as module
+
     replies = [{"face3d-cpu-1@other": {"ok": "pong"}}, {"face3d-gpu-1@box7": {"ok": "pong"}}]
     assert module.answered_here(replies, "box7")
     assert not module.answered_here(replies, "box8") and not module.answered_here(None, "box7")

@@ -19,10 +19,7 @@ CLIENT_MAY_IMPORT = {"shared.schema", "shared.errors"}
 CLIENT_LIBRARIES = {"click", "requests", "tqdm", "pydantic"}      # besides the standard library
 SIBLINGS = set(PACKAGES) - {"shared"}
 
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("shared.cli", "api.cli"), ("shared.cli", "worker.cli"), ("shared.cli", "worker.sweeper"),
-    ("shared.ingest", "api.client"), ("shared.ingest_cli", "api.client"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 KNOWN_SIDEWAYS: set[tuple[str, str]] = set()
 KNOWN_CYCLES: list[list[str]] = []
 KNOWN_JOBS_WRITERS: set[str] = set()

@@ -152,7 +152,7 @@ def test_keys_cli_create_list_revoke(tmp_path, monkeypatch):
 
 
 def test_client_sends_the_key_from_the_environment(monkeypatch):
-    from api.client import Face3dClient
+    from client.http import Face3dClient
 
     monkeypatch.setenv("FACE3D_API_KEY", "f3d_from_env")
     assert Face3dClient("http://x").session.headers["Authorization"] == "Bearer f3d_from_env"

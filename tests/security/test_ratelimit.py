@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ratelimit import Limit, MemoryLimiter, RedisLimiter
+from api.ratelimit import Limit, MemoryLimiter, RedisLimiter
 from tests.api.fakes import assert_problem, finish_job, post_photo
 from tests.conftest import free_port
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from shared import jobs, models
-from shared.ingest import MIN_POLL_S, _enough_new, _poll_delay
+from client.ingest import MIN_POLL_S, _enough_new, _poll_delay
 from shared.storage import LocalStorage, output_key
 from shared.storage import local as local_storage
 

@@ -1,4 +1,5 @@
-"""Docker HEALTHCHECK for a face3d worker: healthy when a Celery worker on this host answers a ping.
+"""Docker HEALTHCHECK for a face3d worker (``python -m worker.healthcheck``): healthy when a Celery worker on this
+host answers a ping.
 
 Worker names are ``face3d-<queues>-<pid>@<hostname>`` (worker/cli.py) and a container's hostname is its own, so
 a reply whose name ends in ``@<hostname>`` comes from this container.

@@ -1,6 +1,8 @@
-"""A small typed HTTP client for the face3d API (used by the CLI, the tests and the benchmarks)."""
+"""A small typed HTTP client for the face3d API (used by the CLI, the tests and the benchmarks), and verify() for
+webhook receivers. It runs on users' machines: it needs only the public schema and the error codes."""
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -10,8 +12,8 @@ from typing import Any, Mapping
 
 import requests
 
-from shared.schema import Job, JobList, JobOptions
 from shared.errors import ErrorCode, Face3dError
+from shared.schema import Job, JobList, JobOptions, sign
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60
@@ -116,7 +118,7 @@ class Face3dClient:
             written.append(target)
         return written
 
-    # ------------------------------------------------------------ batches (plain dicts: see api/batches.py)
+    # ------------------------------------------------------------ batches (plain dicts: see shared/schema.py)
 
     def create_batch(self, options: JobOptions | Mapping[str, Any] | None = None, *, items: list[dict] | None = None,
                      s3_prefix: str | None = None, name: str | None = None) -> dict[str, Any]:
@@ -230,3 +232,17 @@ def _api_error(response: requests.Response) -> ApiError:
     if not isinstance(problem, dict):
         problem = {"detail": str(problem)[:300]}
     return ApiError(response.status_code, problem)
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: int = 300,
+           now: float | None = None) -> bool:
+    """For a webhook receiver: the signature matches ``secret`` and the timestamp is recent (no replay)."""
+    try:
+        timestamp = int(headers["webhook-timestamp"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, headers.get("webhook-id", ""), timestamp, body).split(",", 1)[1]
+    offered = [part.split(",", 1)[1] for part in headers.get("webhook-signature", "").split() if part.startswith("v1,")]
+    return any(hmac.compare_digest(expected, candidate) for candidate in offered)

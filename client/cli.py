@@ -1,4 +1,5 @@
-"""Client commands (submit, status, download) and `face3d serve`, the one-command embedded deployment."""
+"""The client commands, run on users' machines: submit, status, download, and ingest (a whole folder, zip, JSONL
+manifest or s3:// prefix as one batch)."""
 from __future__ import annotations
 
 import sys
@@ -36,7 +37,7 @@ _api_key_option = click.option("--api-key", "api_key", envvar="FACE3D_API_KEY", 
 def submit(photo: Path, server: str | None, api_key: str | None, wait: bool, timeout: float, as_json: bool,
            **options: object) -> None:
     """Send PHOTO to the server as a new job."""
-    from api.client import Face3dClient
+    from client.http import Face3dClient
 
     client = Face3dClient(server, api_key=api_key)
     with _errors_to_exit():
@@ -55,7 +56,7 @@ def submit(photo: Path, server: str | None, api_key: str | None, wait: bool, tim
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 def status(job_id: str, server: str | None, api_key: str | None, as_json: bool) -> None:
     """Show the state of job JOB_ID."""
-    from api.client import Face3dClient
+    from client.http import Face3dClient
 
     with _errors_to_exit():
         job = Face3dClient(server, api_key=api_key).get(job_id)
@@ -70,7 +71,7 @@ def status(job_id: str, server: str | None, api_key: str | None, as_json: bool) 
 @_api_key_option
 def download(job_id: str, outdir: Path, server: str | None, api_key: str | None) -> None:
     """Download every result file of job JOB_ID."""
-    from api.client import Face3dClient
+    from client.http import Face3dClient
 
     with _errors_to_exit():
         paths = Face3dClient(server, api_key=api_key).download(job_id, outdir)
@@ -79,18 +80,41 @@ def download(job_id: str, outdir: Path, server: str | None, api_key: str | None)
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the database, files and embedded broker live (default: $FACE3D_DATA_DIR or ./data).")
-@click.option("--workers", default=1, show_default=True, type=int,
-              help="Reconstruction worker processes (each loads its own engine).")
-def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
-    """Run the API and a worker on this machine (SQLite, local files, embedded broker unless configured)."""
-    from api.serve import run_embedded
+@click.argument("source")
+@click.option("--server", default=None, metavar="URL",
+              help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")
+@click.option("--api-key", envvar="FACE3D_API_KEY", default=None, metavar="KEY",
+              help="API key sent as 'Authorization: Bearer KEY' (default: $FACE3D_API_KEY).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("results.jsonl"),
+              show_default=True, help="Results file (JSON Lines); progress is kept beside it in OUTPUT.state.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="Parallel uploads.")
+@click.option("--engine", default=None, help="Engine name (cpu | hrn).")
+@click.option("--max-faces", type=int, default=None)
+@click.option("--video/--no-video", default=None, help="Render turntable videos (slow; off is much faster).")
+@click.option("--texture-size", type=int, default=None)
+@click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds (rerun resumes).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def ingest(source: str, server: str | None, api_key: str | None, output: Path, concurrency: int,
+           timeout: float | None, progress: bool, **options: object) -> None:
+    """Process every photo of SOURCE (folder, .zip, .jsonl manifest or s3://bucket/prefix) as one batch.
 
-    with _errors_to_exit():
-        run_embedded(host=host, port=port, data_dir=data_dir, workers=workers)
+    Rerunning the same command after a crash or Ctrl-C continues where it stopped: finished items are not redone.
+    A file that is not a photo fails its own line, with the reason; the rest go on.
+    """
+    from client.http import Face3dClient
+    from client.ingest import Ingest
+
+    wanted = {key: value for key, value in options.items() if value is not None}
+    run = Ingest(source, output, lambda: Face3dClient(server, api_key=api_key), wanted, concurrency=concurrency,
+                 progress=progress)
+    try:
+        report = run.run(timeout_s=timeout)
+    except Face3dError as exc:
+        click.echo(f"error ({exc.code.value}): {exc.message}", err=True)
+        sys.exit(1)
+    summary = ", ".join(f"{count} {state}" for state, count in sorted(report.counts.items()))
+    click.echo(f"batch {report.batch_id}: {report.total} item(s): {summary} -> {output}")
 
 
 @contextmanager

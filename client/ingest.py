@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from client.http import ApiError, ServerUnreachable
 from shared.errors import ErrorCode, Face3dError
+from shared.schema import UniqueNames, failed_line
 
 POLL_S = 1.0
 MIN_POLL_S = 0.1
@@ -238,8 +240,6 @@ class Ingest:
     # ------------------------------------------------------------ uploads
 
     def _upload_all(self, state: IngestState, results: ResultsFile, batch_id: str) -> IngestReport:
-        from shared.batches import UniqueNames
-
         names = UniqueNames()
         items = [SourceItem(names(item.name), item.read, item.url, item.key) for item in iter_items(self.source)]
         report = IngestReport(batch_id, total=len(items))
@@ -285,7 +285,7 @@ class Ingest:
         except Face3dError as exc:
             if _transient(exc):     # the server's trouble, not the item's: stop; a rerun sends it again
                 raise Face3dError(f"{item.name}: {exc.message}; rerun to continue", exc.code) from exc
-            return item.name, None, _local_failure(item.name, exc.code.value, exc.message)
+            return item.name, None, failed_line(item.name, exc.code.value, exc.message)
 
     def _thread_client(self) -> Any:
         if not hasattr(self._local, "client"):
@@ -352,8 +352,6 @@ def _read(item: SourceItem) -> bytes:
 
 
 def _transient(error: Face3dError) -> bool:
-    from api.client import ApiError, ServerUnreachable
-
     return isinstance(error, ServerUnreachable) or (isinstance(error, ApiError) and error.status in RETRY_STATUSES)
 
 
@@ -367,11 +365,6 @@ def _retrying(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
                 raise
             time.sleep(min(2.0 ** attempt, 30.0))
     raise AssertionError("unreachable")
-
-
-def _local_failure(name: str, code: str, message: str) -> dict[str, Any]:
-    return {"name": name, "job_id": None, "state": "failed", "faces": 0, "artifacts": [],
-            "error": {"code": code, "message": message}, "reused_from": None}
 
 
 def _count_states(results: ResultsFile) -> dict[str, int]:
