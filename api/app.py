@@ -7,20 +7,20 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, jsonify
 from sqlalchemy import exc as sa_exc
 
-from api import batches, health, jobs, web
-from api.auth import init_app as init_auth
-from api.openapi import openapi_document
-from api.problems import problem_response, register_error_handlers
-from api.services import Services
-from shared.db import session_factory_for
-from shared.errors import ErrorCode
-from shared.queue import JobQueue
-from shared.storage import make_storage
+from face3d.api import batches, health, jobs, web
+from face3d.api.auth import init_app as init_auth
+from face3d.api.openapi import openapi_document
+from face3d.api.problems import problem_response, register_error_handlers
+from face3d.api.services import Services
+from face3d.shared.db import session_factory_for
+from face3d.shared.errors import ErrorCode
+from face3d.shared.queue import JobQueue
+from face3d.shared.storage import make_storage
 
 if TYPE_CHECKING:
-    from shared.config import Settings
-    from shared.db import SessionFactory
-    from shared.storage import Storage
+    from face3d.shared.config import Settings
+    from face3d.shared.db import SessionFactory
+    from face3d.shared.storage import Storage
 
 # Room for the multipart envelope and option fields around an image of max_upload_bytes.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -36,7 +36,7 @@ def create_app(
     queue: "JobQueue | None" = None,
 ) -> Flask:
     """Build the API; each dependency left out is built from ``settings`` (default: the environment)."""
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     settings = settings or load_settings()
     app = Flask(__name__)

@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from api.problems import http_status, problem_response
-from shared import jobs, keys
-from shared.config import ConfigError, Settings
-from shared.errors import ErrorCode, Face3dError, NotFound
-from shared.models import ApiKey
-from api.ratelimit import Decision, Limit, Limiter, make_limiter
+from face3d.api.problems import http_status, problem_response
+from face3d.shared import jobs, keys
+from face3d.shared.config import ConfigError, Settings
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.models import ApiKey
+from face3d.api.ratelimit import Decision, Limit, Limiter, make_limiter
 
 log = logging.getLogger(__name__)
 PUBLIC_BLUEPRINTS = frozenset({"health", "web"})

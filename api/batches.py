@@ -17,18 +17,18 @@ from urllib.parse import urlencode, urlparse
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
-from api.auth import current_owner, ensure_visible, visible_owner
-from api.problems import RequestValidationError
-from api.forms import BatchCreate, BatchItemIn
-from api.services import Services, services
-from shared import batches, db, jobs, models
-from shared.batches import NewItem
-from shared.engines import engine_names
-from shared.errors import ErrorCode, Face3dError
-from shared.imaging import check_image_bytes
-from shared.schema import BatchList, JobOptions, UniqueNames, batch_view, clip_name, result_line
-from shared.states import TERMINAL_STATES, JobState
-from shared.storage import input_key, job_prefix, make_s3_client
+from face3d.api.auth import current_owner, ensure_visible, visible_owner
+from face3d.api.problems import RequestValidationError
+from face3d.api.forms import BatchCreate, BatchItemIn
+from face3d.api.services import Services, services
+from face3d.shared import batches, db, jobs, models
+from face3d.shared.batches import NewItem
+from face3d.shared.engines import engine_names
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.imaging import check_image_bytes
+from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, clip_name, result_line
+from face3d.shared.states import TERMINAL_STATES, JobState
+from face3d.shared.storage import input_key, job_prefix, make_s3_client
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 

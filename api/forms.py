@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.schema import JobOptions
+from face3d.shared.schema import JobOptions
 
 
 def request_fingerprint(image_sha256: str, engine: str, options: dict[str, Any]) -> str:

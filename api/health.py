@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from api.services import Services, services
+from face3d.api.services import Services, services
 
 
 class Health(BaseModel):

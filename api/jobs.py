@@ -18,17 +18,17 @@ from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from api import auth
-from api.problems import RequestValidationError
-from api.forms import request_fingerprint
-from api.services import Services, services
-from shared import jobs
-from shared.schema import JobList, JobOptions, WebhookDeliveryList, job_view
-from shared.engines import engine_names
-from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from shared.imaging import check_image_bytes
-from shared.states import JobState
-from shared.storage import content_type_for, input_key, job_prefix
+from face3d.api import auth
+from face3d.api.problems import RequestValidationError
+from face3d.api.forms import request_fingerprint
+from face3d.api.services import Services, services
+from face3d.shared import jobs
+from face3d.shared.schema import JobList, JobOptions, WebhookDeliveryList, job_view
+from face3d.shared.engines import engine_names
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from face3d.shared.imaging import check_image_bytes
+from face3d.shared.states import JobState
+from face3d.shared.storage import content_type_for, input_key, job_prefix
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -131,7 +131,7 @@ def get_artifact(job_id: str, name: str) -> Response:
 @bp.get("/<job_id>/webhook-deliveries")
 def list_webhook_deliveries(job_id: str) -> Response:
     """Every delivery attempt of the job's webhook, oldest first."""
-    from shared.webhooks import list_deliveries
+    from face3d.shared.webhooks import list_deliveries
 
     svc = services()
     _visible_job(svc, job_id)
@@ -145,7 +145,7 @@ def _visible_job(svc: Services, job_id: str) -> Any:
 
 
 def _webhook_url(svc: Services, options: JobOptions) -> str | None:
-    from shared.webhooks import check_webhook_url
+    from face3d.shared.webhooks import check_webhook_url
 
     if not options.webhook_url:
         return None
@@ -212,7 +212,7 @@ def _fetch_image_url(url: Any) -> FileStorage:
     never touches the network; the bytes then go through the same checks and storage as an upload."""
     import io
 
-    from shared.netguard import FetchPolicy, fetch
+    from face3d.shared.netguard import FetchPolicy, fetch
 
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         raise Face3dError(f"image_url must be a URL string of at most {MAX_URL_LENGTH} characters",

@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from api import forms
-from api.health import Health, Readiness
-from api.openapi_paths import BEARER, HEADERS, REF, paths
-from api.problems import Problem
-from shared import schema
+from face3d.api import forms
+from face3d.api.health import Health, Readiness
+from face3d.api.openapi_paths import BEARER, HEADERS, REF, paths
+from face3d.api.problems import Problem
+from face3d.shared import schema
 
 SERIALIZED = (schema.Job, schema.JobList, Problem, Health, Readiness, schema.WebhookDeliveryList, schema.WebhookEvent,
               schema.BatchItemAdded, schema.BatchResultLine, schema.BatchView, schema.BatchList)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import MAX_PAGE
-from shared.states import JobState
+from face3d.shared.db import MAX_PAGE
+from face3d.shared.states import JobState
 
 REF = "#/components/schemas/{model}"
 PROBLEM = "application/problem+json"

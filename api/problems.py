@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, request
 from pydantic import BaseModel, Field, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)

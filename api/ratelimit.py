@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.config import Settings
+from face3d.shared.config import Settings
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "face3d:ratelimit"

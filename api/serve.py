@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Sequence
 import click
 import requests
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from face3d.shared.config import Settings
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -47,15 +47,15 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int) -> None:
 
 
 def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -> None:
-    from shared.config import load_settings
-    from shared.migrations import upgrade
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import upgrade
 
     settings = load_settings(data_dir=data_dir) if data_dir else load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_stop)
     with ExitStack() as stack:
         if settings.uses_embedded_broker:
-            from shared.broker import start_embedded_broker
+            from face3d.shared.broker import start_embedded_broker
 
             broker_url, stop_broker = start_embedded_broker(settings.data_dir)
             stack.callback(stop_broker)
@@ -81,9 +81,9 @@ def run_embedded(*, host: str, port: int, data_dir: Path | None, workers: int) -
 
 def _check_auth_before_start(settings: "Settings") -> None:
     """Refuse an unsafe production start with one clear line (not a child's traceback); say loudly when auth is off."""
-    from api.auth import check_startup
-    from shared.config import ConfigError
-    from shared.db import session_factory_for
+    from face3d.api.auth import check_startup
+    from face3d.shared.config import ConfigError
+    from face3d.shared.db import session_factory_for
 
     session_factory = session_factory_for(settings.database_url)
     try:
@@ -115,7 +115,7 @@ def worker_command(workers: int) -> list[str]:
     # cpu and gpu: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
     # webhooks: delivery retries, ahead of batch items. batch last: with the priority queue order it only runs when
     # no interactive job waits.
-    from shared.queue import SERVE_QUEUES
+    from face3d.shared.queue import SERVE_QUEUES
 
     return [*_face3d(), "worker", "--queues", ",".join(SERVE_QUEUES), "--concurrency", str(workers)]
 
@@ -129,23 +129,20 @@ def api_command(host: str, port: int) -> list[str]:
     try:
         import gunicorn  # noqa: F401
     except ImportError:
-        return [sys.executable, "-m", "flask", "--app", "api.app:create_app()", "run", "--host", host,
+        return [sys.executable, "-m", "flask", "--app", "face3d.api.app:create_app()", "run", "--host", host,
                 "--port", str(port), "--no-reload", "--with-threads"]
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1",
             "--worker-class", "gthread", "--threads", str(API_THREADS), "--graceful-timeout", "10",
-            "--access-logfile", "-", "api.app:create_app()"]
+            "--access-logfile", "-", "face3d.api.app:create_app()"]
 
 
 def _face3d() -> list[str]:
-    return [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from face3d.shared.cli import main; sys.exit(main())"]
 
 
 def _start(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(list(command), env=env, cwd=_project_root(), start_new_session=True)
-
-
-def _project_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
+    """A child in its own session, in this process's folder (the children import the installed face3d)."""
+    return subprocess.Popen(list(command), env=env, start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen, name: str) -> None:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:
-    from shared.config import Settings
-    from shared.db import SessionFactory
-    from shared.queue import JobQueue
-    from shared.storage import Storage
+    from face3d.shared.config import Settings
+    from face3d.shared.db import SessionFactory
+    from face3d.shared.queue import JobQueue
+    from face3d.shared.storage import Storage
 
 
 @dataclass

@@ -41,7 +41,7 @@ def free_port() -> int:
 def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning",
-               "api.app:create_app()"]
+               "face3d.api.app:create_app()"]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -121,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="face3d-bench-api-") as folder:
         env = {**os.environ, "FACE3D_DATA_DIR": folder, "BROKER_URL": args.redis_url, "STORAGE_BACKEND": "local",
                "DATABASE_URL": args.database_url or f"sqlite:///{folder}/face3d.db"}
-        from shared.migrations import upgrade
+        from face3d.shared.migrations import upgrade
 
         upgrade(env["DATABASE_URL"])
         port = free_port()

@@ -46,16 +46,16 @@ _engine = None
 
 def _load_engine() -> None:
     global _engine
-    from shared.engines import get_engine
+    from face3d.shared.engines import get_engine
 
     _engine = get_engine("cpu")
     _engine.load()
 
 
 def _run_engine(args: tuple[str, int]) -> int:
-    from shared.engines import Options
-    from shared.errors import Face3dError
-    from shared.pipeline import process_photo
+    from face3d.shared.engines import Options
+    from face3d.shared.errors import Face3dError
+    from face3d.shared.pipeline import process_photo
 
     path, texture_size = args
     with tempfile.TemporaryDirectory() as folder:
@@ -127,18 +127,18 @@ def service_env(work: Path, args: argparse.Namespace) -> dict[str, str]:
 def through_service(paths: list[Path], warmup: list[Path], work: Path, args: argparse.Namespace) -> dict:
     import redis
 
-    from api.app import create_app
-    from client.http import Face3dClient
-    from shared.config import load_settings
-    from shared.migrations import upgrade
-    from client.ingest import Ingest
+    from face3d.api.app import create_app
+    from face3d.client.http import Face3dClient
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import upgrade
+    from face3d.client.ingest import Ingest
     from tests.api.fakes import LiveServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     env = service_env(work, args)
     upgrade(env["DATABASE_URL"])
     redis.Redis.from_url(args.redis_url).flushdb()
-    command = [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())", "worker",
+    command = [sys.executable, "-c", "import sys; from face3d.shared.cli import main; sys.exit(main())", "worker",
                "--queues", "cpu,batch", "--concurrency", str(args.workers), "--loglevel", "warning"]
     log = (work / "worker.log").open("wb")
     worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.artifacts import result_document, write_artifacts  # noqa: E402
-from shared.artifacts.turntable import turntable_frames, write_mp4  # noqa: E402
-from shared.engines import get_engine  # noqa: E402
-from shared.engines.base import Options  # noqa: E402
-from shared.errors import Face3dError  # noqa: E402
-from shared.imaging import decode_image  # noqa: E402
-from shared.pipeline import process_photo  # noqa: E402
+from face3d.shared.artifacts import result_document, write_artifacts  # noqa: E402
+from face3d.shared.artifacts.turntable import turntable_frames, write_mp4  # noqa: E402
+from face3d.shared.engines import get_engine  # noqa: E402
+from face3d.shared.engines.base import Options  # noqa: E402
+from face3d.shared.errors import Face3dError  # noqa: E402
+from face3d.shared.imaging import decode_image  # noqa: E402
+from face3d.shared.pipeline import process_photo  # noqa: E402
 
 STAGES = ("decode", "detect", "landmarks", "mesh", "texture", "export", "render", "encode")
 ONE_FACE_PHOTO = "a_frontal_obama.jpg"          # 910 x 1137 = 1.03 MP, one face

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.engines.base import Options  # noqa: E402
-from shared.errors import EngineUnavailable  # noqa: E402
+from face3d.shared.engines.base import Options  # noqa: E402
+from face3d.shared.errors import EngineUnavailable  # noqa: E402
 
 FACES_DIR = ROOT / ".." / "shared" / "faces"
 DEFAULT_PHOTOS = ("a_frontal_obama.jpg", "c_group_t1_six.jpg")
@@ -26,7 +26,7 @@ DEFAULT_PHOTOS = ("a_frontal_obama.jpg", "c_group_t1_six.jpg")
 
 def main() -> int:
     args = parse_args()
-    from shared.engines.hrn import HrnEngine
+    from face3d.shared.engines.hrn import HrnEngine
 
     engine = HrnEngine()
     try:
@@ -46,8 +46,8 @@ def main() -> int:
 
 
 def measure(engine, path: Path, options: Options, repeat: int) -> dict[str, float]:
-    from shared.artifacts import write_artifacts
-    from shared.imaging import load_image
+    from face3d.shared.artifacts import write_artifacts
+    from face3d.shared.imaging import load_image
 
     photo = load_image(path)
     engine_ms, job_ms, faces = [], [], 1

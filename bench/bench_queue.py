@@ -98,11 +98,11 @@ def _wait_for_len(broker: redis.Redis, key: str, length: int, timeout: float = 3
 
 
 def bench_face3d(env: dict[str, str], count: int, folder: Path) -> None:
-    from api.app import create_app
-    from api.serve import worker_command
-    from shared import jobs, models
-    from shared.config import load_settings
-    from shared.migrations import upgrade
+    from face3d.api.app import create_app
+    from face3d.api.serve import worker_command
+    from face3d.shared import jobs, models
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import upgrade
 
     settings = load_settings(env=env)
     upgrade(settings.database_url)

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Iterator
 
 import click
 
-from shared.errors import Face3dError
+from face3d.shared.errors import Face3dError
 
 if TYPE_CHECKING:
-    from shared.schema import Job
+    from face3d.shared.schema import Job
 
 _server_option = click.option("--server", "server", default=None, metavar="URL",
                               help="API base URL (default: $FACE3D_SERVER or http://127.0.0.1:8000).")
@@ -37,7 +37,7 @@ _api_key_option = click.option("--api-key", "api_key", envvar="FACE3D_API_KEY", 
 def submit(photo: Path, server: str | None, api_key: str | None, wait: bool, timeout: float, as_json: bool,
            **options: object) -> None:
     """Send PHOTO to the server as a new job."""
-    from client.http import Face3dClient
+    from face3d.client.http import Face3dClient
 
     client = Face3dClient(server, api_key=api_key)
     with _errors_to_exit():
@@ -56,7 +56,7 @@ def submit(photo: Path, server: str | None, api_key: str | None, wait: bool, tim
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 def status(job_id: str, server: str | None, api_key: str | None, as_json: bool) -> None:
     """Show the state of job JOB_ID."""
-    from client.http import Face3dClient
+    from face3d.client.http import Face3dClient
 
     with _errors_to_exit():
         job = Face3dClient(server, api_key=api_key).get(job_id)
@@ -71,7 +71,7 @@ def status(job_id: str, server: str | None, api_key: str | None, as_json: bool) 
 @_api_key_option
 def download(job_id: str, outdir: Path, server: str | None, api_key: str | None) -> None:
     """Download every result file of job JOB_ID."""
-    from client.http import Face3dClient
+    from face3d.client.http import Face3dClient
 
     with _errors_to_exit():
         paths = Face3dClient(server, api_key=api_key).download(job_id, outdir)
@@ -102,8 +102,8 @@ def ingest(source: str, server: str | None, api_key: str | None, output: Path, c
     Rerunning the same command after a crash or Ctrl-C continues where it stopped: finished items are not redone.
     A file that is not a photo fails its own line, with the reason; the rest go on.
     """
-    from client.http import Face3dClient
-    from client.ingest import Ingest
+    from face3d.client.http import Face3dClient
+    from face3d.client.ingest import Ingest
 
     wanted = {key: value for key, value in options.items() if value is not None}
     run = Ingest(source, output, lambda: Face3dClient(server, api_key=api_key), wanted, concurrency=concurrency,

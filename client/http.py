@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import requests
 
-from shared.errors import ErrorCode, Face3dError
-from shared.schema import Job, JobList, JobOptions, sign
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.schema import Job, JobList, JobOptions, sign
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from client.http import ApiError, ServerUnreachable
-from shared.errors import ErrorCode, Face3dError
-from shared.schema import UniqueNames, failed_line
+from face3d.client.http import ApiError, ServerUnreachable
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.schema import UniqueNames, failed_line
 
 POLL_S = 1.0
 MIN_POLL_S = 0.1

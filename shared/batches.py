@@ -15,12 +15,12 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from shared import jobs
-from shared.db import SessionFactory, keyset_page, utcnow
-from shared.errors import Conflict, NotFound
-from shared.models import Batch, Job
-from shared.schema import MAX_ITEM_NAME, clip_name
-from shared.states import TERMINAL_STATES, JobState
+from face3d.shared import jobs
+from face3d.shared.db import SessionFactory, keyset_page, utcnow
+from face3d.shared.errors import Conflict, NotFound
+from face3d.shared.models import Batch, Job
+from face3d.shared.schema import MAX_ITEM_NAME, clip_name
+from face3d.shared.states import TERMINAL_STATES, JobState
 
 PAGE_SIZE = 500
 

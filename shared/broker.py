@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import redis
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 START_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1

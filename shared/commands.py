@@ -17,9 +17,9 @@ from typing import Iterator
 
 import click
 
-from shared.engines import engine_names
-from shared.engines.base import Options
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.engines import engine_names
+from face3d.shared.engines.base import Options
+from face3d.shared.errors import ErrorCode, Face3dError
 
 
 
@@ -51,7 +51,7 @@ def _short(text: str, width: int) -> str:
 
 
 def _run_one(photo: Path, outdir: Path, engine, options: Options) -> Outcome:
-    from shared.pipeline import process_photo
+    from face3d.shared.pipeline import process_photo
 
     start = time.perf_counter()
     try:
@@ -71,7 +71,7 @@ def _run_one(photo: Path, outdir: Path, engine, options: Options) -> Outcome:
 
 
 def _load_engine(name: str):
-    from shared.engines import get_engine
+    from face3d.shared.engines import get_engine
 
     try:
         return get_engine(name)
@@ -124,8 +124,8 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def upgrade(url: str | None, revision: str) -> None:
     """Create or migrate the schema (safe to run again)."""
-    from shared.config import load_settings
-    from shared.migrations import current_revisions, upgrade as run_upgrade
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import current_revisions, upgrade as run_upgrade
 
     url = url or load_settings().database_url
     run_upgrade(url, revision)
@@ -136,8 +136,8 @@ def upgrade(url: str | None, revision: str) -> None:
 @click.option("--url", default=None, help="Database URL (default: DATABASE_URL or the embedded SQLite file).")
 def current(url: str | None) -> None:
     """Print the schema revision of the database."""
-    from shared.config import load_settings
-    from shared.migrations import current_revisions
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import current_revisions
 
     click.echo(", ".join(sorted(current_revisions(url or load_settings().database_url))) or "empty")
 
@@ -155,7 +155,7 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the new key as JSON.")
 def create(name: str, admin: bool, as_json: bool) -> None:
     """Create a key and print its token and webhook secret (shown only this once)."""
-    from shared.keys import create_key
+    from face3d.shared.keys import create_key
 
     with _session_factory() as sf:
         created = create_key(sf, name=name, admin=admin)
@@ -175,7 +175,7 @@ def create(name: str, admin: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON lines.")
 def list_command(as_json: bool) -> None:
     """List keys (id, prefix, name, admin, created, revoked); never the tokens."""
-    from shared.keys import list_keys
+    from face3d.shared.keys import list_keys
 
     with _session_factory() as sf:
         rows = list_keys(sf)
@@ -193,7 +193,7 @@ def list_command(as_json: bool) -> None:
 @click.argument("key_id")
 def revoke(key_id: str) -> None:
     """Revoke KEY_ID (the id or the shown prefix, e.g. f3d_AbCd1234): it gets 401 from now on."""
-    from shared.keys import revoke_key
+    from face3d.shared.keys import revoke_key
 
     with _session_factory() as sf:
         key = revoke_key(sf, key_id)
@@ -203,9 +203,9 @@ def revoke(key_id: str) -> None:
 @contextmanager
 def _session_factory() -> Iterator:
     """A session factory on the migrated database; typed errors become one line and exit status 1."""
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
 
     engine = None
     try:

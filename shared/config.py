@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 EMBEDDED_BROKER = "embedded"
 

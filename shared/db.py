@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_PAGE = 200

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from shared.engines.base import Options, Photo
-from shared.errors import ErrorCode, Face3dError, InputError
+from face3d.shared.engines.base import Options, Photo
+from face3d.shared.errors import ErrorCode, Face3dError, InputError
 
 NEUTRAL_BACKGROUND = (128, 128, 128)   # what transparent pixels become (black would read as a dark photo)
 SUPPORTED_TYPES = "JPEG, PNG, GIF, WebP, BMP or TIFF"

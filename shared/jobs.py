@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db import SessionFactory, keyset_page, utcnow
-from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from shared.models import Job
-from shared.states import TERMINAL_STATES, JobState, parse_state, sources_of
+from face3d.shared.db import SessionFactory, keyset_page, utcnow
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from face3d.shared.models import Job
+from face3d.shared.states import TERMINAL_STATES, JobState, parse_state, sources_of
 
 MAX_ERROR_MESSAGE = 4000
 CANCELED_MESSAGE = "canceled on request"
@@ -130,7 +130,7 @@ def find_succeeded_by_content(sf: SessionFactory, input_sha256: str, engine: str
 
 def canonical_options(options: dict[str, Any] | None) -> str:
     """Options with the engine defaults filled in, as sorted JSON: {} and {"video": True} are the same request."""
-    from shared.engines.base import Options
+    from face3d.shared.engines.base import Options
 
     defaults = {field.name: field.default for field in dataclasses.fields(Options)}
     return json.dumps({**defaults, **(options or {})}, sort_keys=True, separators=(",", ":"), default=str)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from shared.db import SessionFactory, utcnow
-from shared.errors import NotFound
-from shared.models import ApiKey
+from face3d.shared.db import SessionFactory, utcnow
+from face3d.shared.errors import NotFound
+from face3d.shared.models import ApiKey
 
 TOKEN_PREFIX = "f3d_"
 TOKEN_BYTES = 32

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, JSONType, UTCDateTime
-from shared.states import TERMINAL_STATES, JobState
+from face3d.shared.db import Base, JSONType, UTCDateTime
+from face3d.shared.states import TERMINAL_STATES, JobState
 
 StateType = sa.Enum(JobState, native_enum=False, length=16, create_constraint=False,
                     values_callable=lambda enum: [member.value for member in enum])

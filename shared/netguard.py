@@ -15,7 +15,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]

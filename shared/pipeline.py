@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.artifacts import RESULT_NAME, result_document, write_artifacts
-from shared.engines.base import Engine, Options, ProgressFn, Reconstruction
-from shared.imaging import decode_image
+from face3d.shared.artifacts import RESULT_NAME, result_document, write_artifacts
+from face3d.shared.engines.base import Engine, Options, ProgressFn, Reconstruction
+from face3d.shared.imaging import decode_image
 
 
 @dataclass

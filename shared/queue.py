@@ -12,9 +12,9 @@ from celery import Celery
 from kombu import Exchange, Queue
 from kombu.exceptions import ChannelError, KombuError, OperationalError
 
-from shared.broker import find_embedded_broker
-from shared.config import Settings
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.broker import find_embedded_broker
+from face3d.shared.config import Settings
+from face3d.shared.errors import ErrorCode, Face3dError
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.errors import ErrorCode, Face3dError
-from shared.states import JobState
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.states import JobState
 
 if TYPE_CHECKING:
-    from shared.batches import BatchProgress
-    from shared.models import Batch
-    from shared.models import Job as JobRow
+    from face3d.shared.batches import BatchProgress
+    from face3d.shared.models import Batch
+    from face3d.shared.models import Job as JobRow
 
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 MAX_ITEM_NAME = 255             # a batch item's name (the jobs.input_name column)

@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import urllib3
 
-from shared import keys, netguard
-from shared.config import Settings
-from shared.db import SessionFactory, utcnow
-from shared.errors import ErrorCode, Face3dError, NotFound
-from shared.jobs import get_job
-from shared.models import Job, WebhookDelivery
-from shared.schema import sign, webhook_event
+from face3d.shared import keys, netguard
+from face3d.shared.config import Settings
+from face3d.shared.db import SessionFactory, utcnow
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.jobs import get_job
+from face3d.shared.models import Job, WebhookDelivery
+from face3d.shared.schema import sign, webhook_event
 
 MAX_URL_LENGTH = 2000
 MAX_ERROR_LENGTH = 500

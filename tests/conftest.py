@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -15,9 +14,6 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 FACES_DIR = ROOT / ".." / "shared" / "faces"
 PG_ADMIN_URLS = [os.environ["FACE3D_TEST_PG_ADMIN_URL"]] if os.environ.get("FACE3D_TEST_PG_ADMIN_URL") else [
     "postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -86,7 +82,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated database URL, once per backend."""
-    from shared.migrations import upgrade
+    from face3d.shared.migrations import upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'face3d.db'}"
@@ -107,7 +103,7 @@ def _session_factories() -> Iterator[dict]:
 @pytest.fixture
 def session_factory(db_url: str, _session_factories: dict):
     """A session factory on emptied tables (the schema is migrated once per session): no test sees another's rows."""
-    from shared.db import make_engine, make_session_factory
+    from face3d.shared.db import make_engine, make_session_factory
 
     if db_url not in _session_factories:
         _session_factories[db_url] = make_session_factory(make_engine(db_url))
@@ -118,8 +114,8 @@ def session_factory(db_url: str, _session_factories: dict):
 
 def empty_tables(factory) -> None:
     """Delete every row of every table, children before parents (foreign keys); the schema stays."""
-    import shared.models  # noqa: F401  (every table on Base.metadata)
-    from shared.db import Base
+    import face3d.shared.models  # noqa: F401  (every table on Base.metadata)
+    from face3d.shared.db import Base
     with factory.begin() as session:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())
@@ -165,7 +161,7 @@ def s3_server() -> Iterator[str]:
         service_missing("moto S3 server", exc)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        from shared.storage import make_s3_client
+        from face3d.shared.storage import make_s3_client
 
         make_s3_client(endpoint, "us-east-1").create_bucket(Bucket=S3_BUCKET)
         yield endpoint
@@ -175,7 +171,7 @@ def s3_server() -> Iterator[str]:
 
 @pytest.fixture
 def s3_storage(s3_server: str):
-    from shared.storage import S3Storage, make_s3_client
+    from face3d.shared.storage import S3Storage, make_s3_client
 
     client = make_s3_client(s3_server, "us-east-1")
     return S3Storage(client, S3_BUCKET, prefix=f"t-{uuid.uuid4().hex[:8]}/", presign_expiry_s=300)
@@ -183,6 +179,6 @@ def s3_storage(s3_server: str):
 
 @pytest.fixture
 def local_storage(tmp_path: Path):
-    from shared.storage import LocalStorage
+    from face3d.shared.storage import LocalStorage
 
     return LocalStorage(tmp_path / "storage")

@@ -12,15 +12,15 @@ from urllib.parse import urlparse
 
 from celery import shared_task
 
-from shared import batches, jobs, models
-from shared.errors import ErrorCode, Face3dError, NotFound
-from shared.imaging import check_image_bytes
-from shared.queue import BATCH_TASK_NAME
-from shared.states import JobState
-from shared.storage import input_key, make_s3_client
-from worker.context import WorkerContext, context_for
-from worker.heartbeat import worker_identity
-from worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
+from face3d.shared import batches, jobs, models
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.imaging import check_image_bytes
+from face3d.shared.queue import BATCH_TASK_NAME
+from face3d.shared.states import JobState
+from face3d.shared.storage import input_key, make_s3_client
+from face3d.worker.context import WorkerContext, context_for
+from face3d.worker.heartbeat import worker_identity
+from face3d.worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import threading
 
 import click
 
-from shared.queue import CPU_QUEUE, SERVE_QUEUES
+from face3d.shared.queue import CPU_QUEUE, SERVE_QUEUES
 
 # The modules whose tasks a worker consumes (a sender needs only their names, from shared.queue).
-TASK_MODULES = ("worker.tasks", "worker.batch_tasks", "worker.webhooks")
+TASK_MODULES = ("face3d.worker.tasks", "face3d.worker.batch_tasks", "face3d.worker.webhooks")
 
 
 @click.command()
@@ -27,10 +27,10 @@ TASK_MODULES = ("worker.tasks", "worker.batch_tasks", "worker.webhooks")
               help="Run database migrations before consuming (handy with the embedded SQLite default).")
 def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migrate: bool) -> None:
     """Run a worker: takes queued jobs, reconstructs them, stores the artifacts."""
-    from shared.broker import embedded_broker
-    from shared.config import load_settings
-    from shared.migrations import upgrade
-    from shared.queue import QUEUES, make_celery
+    from face3d.shared.broker import embedded_broker
+    from face3d.shared.config import load_settings
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.queue import QUEUES, make_celery
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = set(names) - set(QUEUES)
@@ -56,11 +56,11 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
 @click.option("--once", is_flag=True, help="Sweep once, print what was repaired, and exit.")
 def sweeper(interval: float | None, once: bool) -> None:
     """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers."""
-    from shared.config import load_settings
-    from shared.db import session_factory_for
-    from shared.errors import Face3dError
-    from shared.queue import JobQueue
-    from worker.sweeper import run_sweeper, sweep_once
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import session_factory_for
+    from face3d.shared.errors import Face3dError
+    from face3d.shared.queue import JobQueue
+    from face3d.worker.sweeper import run_sweeper, sweep_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()

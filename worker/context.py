@@ -7,10 +7,10 @@ from functools import lru_cache
 
 from celery import Celery
 
-from shared.config import Settings, load_settings
-from shared.db import SessionFactory, session_factory_for
-from shared.queue import JobQueue
-from shared.storage import Storage, make_storage
+from face3d.shared.config import Settings, load_settings
+from face3d.shared.db import SessionFactory, session_factory_for
+from face3d.shared.queue import JobQueue
+from face3d.shared.storage import Storage, make_storage
 
 
 @dataclass(frozen=True)

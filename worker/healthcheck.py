@@ -1,4 +1,4 @@
-"""Docker HEALTHCHECK for a face3d worker (``python -m worker.healthcheck``): healthy when a Celery worker on this
+"""Docker HEALTHCHECK for a face3d worker (``python -m face3d.worker.healthcheck``): healthy when a Celery worker on this
 host answers a ping.
 
 Worker names are ``face3d-<queues>-<pid>@<hostname>`` (worker/cli.py) and a container's hostname is its own, so
@@ -15,8 +15,8 @@ def answered_here(replies: list[dict] | None, hostname: str) -> bool:
 
 
 def main() -> int:
-    from shared.config import load_settings
-    from shared.queue import make_celery
+    from face3d.shared.config import load_settings
+    from face3d.shared.queue import make_celery
 
     replies = make_celery(load_settings()).control.ping(timeout=5.0)
     return 0 if answered_here(replies, socket.gethostname()) else 1

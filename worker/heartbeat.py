@@ -16,10 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
-from shared import db, jobs, models
-from shared.config import Settings
-from shared.errors import JobCanceled, NotFound
-from shared.states import JobState
+from face3d.shared import db, jobs, models
+from face3d.shared.config import Settings
+from face3d.shared.errors import JobCanceled, NotFound
+from face3d.shared.states import JobState
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from shared import db, jobs, models
-from shared.config import Settings
-from shared.errors import ErrorCode
-from shared.queue import JobQueue, item_queue_for, queue_for
+from face3d.shared import db, jobs, models
+from face3d.shared.config import Settings
+from face3d.shared.errors import ErrorCode
+from face3d.shared.queue import JobQueue, item_queue_for, queue_for
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from celery import Task, shared_task
 from celery import states as celery_states
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared import db, jobs, models
-from shared.engines import Options, get_engine
-from shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
-from shared.states import JobState
-from shared.queue import TASK_NAME
-from shared.storage import Storage, content_type_for, output_key
-from worker.context import WorkerContext, context_for
-from worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
-from worker.webhooks import notify_finished
+from face3d.shared import db, jobs, models
+from face3d.shared.engines import Options, get_engine
+from face3d.shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
+from face3d.shared.states import JobState
+from face3d.shared.queue import TASK_NAME
+from face3d.shared.storage import Storage, content_type_for, output_key
+from face3d.worker.context import WorkerContext, context_for
+from face3d.worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
+from face3d.worker.webhooks import notify_finished
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> s
 
 
 def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | None = None) -> dict[str, Any]:
-    from shared.pipeline import process_photo
+    from face3d.shared.pipeline import process_photo
 
     progress = ProgressReporter(ctx.session_factory, job.id, lost)
     data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))

@@ -14,9 +14,9 @@ from typing import Any
 
 from celery import shared_task
 
-from shared.queue import WEBHOOK_TASK_NAME
-from shared.webhooks import attempt_delivery, backoff_s
-from worker.context import WorkerContext, context_for
+from face3d.shared.queue import WEBHOOK_TASK_NAME
+from face3d.shared.webhooks import attempt_delivery, backoff_s
+from face3d.worker.context import WorkerContext, context_for
 
 log = logging.getLogger(__name__)
 FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "canceled", "reused"})

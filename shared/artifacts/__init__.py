@@ -13,11 +13,11 @@ from typing import Iterator
 
 import cv2
 
-from shared.artifacts.document import result_document, write_document
-from shared.artifacts.meshes import write_face_files
-from shared.artifacts.turntable import turntable_frames, write_gif, write_mp4
-from shared.artifacts.vis import draw_vis
-from shared.engines.base import Options, ProgressFn, Reconstruction
+from face3d.shared.artifacts.document import result_document, write_document
+from face3d.shared.artifacts.meshes import write_face_files
+from face3d.shared.artifacts.turntable import turntable_frames, write_gif, write_mp4
+from face3d.shared.artifacts.vis import draw_vis
+from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
 
 RESULT_NAME = "result.json"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.artifacts.meshes import face_file_names
-from shared.engines.base import Camera, Face, Reconstruction
+from face3d.shared.artifacts.meshes import face_file_names
+from face3d.shared.engines.base import Camera, Face, Reconstruction
 
 RESULT_VERSION = 1
 AXES = ("metres; right-handed; +x = subject's left (image right), +y = up, +z = out of the face towards the camera; "

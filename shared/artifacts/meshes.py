@@ -19,7 +19,7 @@ from trimesh.exchange.obj import export_obj
 from trimesh.visual.material import PBRMaterial, SimpleMaterial
 from trimesh.visual.texture import TextureVisuals
 
-from shared.engines.base import Face
+from face3d.shared.engines.base import Face
 
 PNG_LEVEL = 1
 GLB_JPEG_QUALITY = 90

@@ -17,7 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from shared.engines.base import Face
+from face3d.shared.engines.base import Face
 
 BACKGROUND = (48, 48, 48)
 LIGHT_DIRECTION = np.array([0.35, 0.45, 1.0]) / np.linalg.norm([0.35, 0.45, 1.0])   # towards the light, camera space

@@ -17,8 +17,8 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
-from shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
-from shared.engines.base import Face
+from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
+from face3d.shared.engines.base import Face
 
 FPS = 15
 

@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
-from shared.engines.base import Face, Reconstruction
+from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
+from face3d.shared.engines.base import Face, Reconstruction
 
 MIN_WIDTH, MAX_WIDTH = 512, 1280
 MIN_TILE, MAX_TILE = 160, 320

@@ -1,7 +1,7 @@
 """Engine interface and registry. Engines are created by name and loaded lazily, once per process."""
 from __future__ import annotations
 
-from shared.engines.base import Engine, Face, Options, Photo, Reconstruction, Camera
+from face3d.shared.engines.base import Engine, Face, Options, Photo, Reconstruction, Camera
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -14,15 +14,15 @@ def get_engine(name: str) -> Engine:
     """Return the process-wide engine instance for ``name``, loading it on first use (after any fork)."""
     if name not in _ENGINES:
         if name == "cpu":
-            from shared.engines.cpu import CpuEngine
+            from face3d.shared.engines.cpu import CpuEngine
 
             engine: Engine = CpuEngine()
         elif name == "hrn":
-            from shared.engines.hrn import HrnEngine
+            from face3d.shared.engines.hrn import HrnEngine
 
             engine = HrnEngine()
         else:
-            from shared.errors import EngineUnavailable
+            from face3d.shared.errors import EngineUnavailable
 
             raise EngineUnavailable(f"unknown engine {name!r}; choose one of {', '.join(engine_names())}")
         engine.load()

@@ -35,7 +35,7 @@ def head_revisions() -> set[str]:
 def current_revisions(url: str) -> set[str]:
     from alembic.runtime.migration import MigrationContext
 
-    from shared.db import make_engine
+    from face3d.shared.db import make_engine
 
     engine = make_engine(url)
     try:

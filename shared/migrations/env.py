@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import shared.models  # noqa: F401
-from shared.db import Base, make_engine
+import face3d.shared.models  # noqa: F401
+from face3d.shared.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

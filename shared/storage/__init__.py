@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.storage.base import Storage, content_type_for, input_key, job_prefix, output_key, validate_key
-from shared.storage.local import LocalStorage
-from shared.storage.s3 import S3Storage, make_s3_client
+from face3d.shared.storage.base import Storage, content_type_for, input_key, job_prefix, output_key, validate_key
+from face3d.shared.storage.local import LocalStorage
+from face3d.shared.storage.s3 import S3Storage, make_s3_client
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from face3d.shared.config import Settings
 
 
 def make_storage(settings: "Settings") -> Storage:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTRA_TYPES = {".glb": "model/gltf-binary", ".obj": "model/obj", ".mtl": "model/mtl", ".json": "application/json"}

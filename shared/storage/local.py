@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from shared.errors import NotFound, StorageUnavailable
-from shared.storage.base import validate_key
+from face3d.shared.errors import NotFound, StorageUnavailable
+from face3d.shared.storage.base import validate_key
 
 
 class LocalStorage:

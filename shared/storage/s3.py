@@ -8,8 +8,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.errors import NotFound, StorageUnavailable
-from shared.storage.base import content_type_for, sanitize_name, validate_key
+from face3d.shared.errors import NotFound, StorageUnavailable
+from face3d.shared.storage.base import content_type_for, sanitize_name, validate_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 

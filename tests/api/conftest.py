@@ -20,7 +20,7 @@ def grass_bytes(faces_dir: Path) -> bytes:
 
 @pytest.fixture
 def settings(tmp_path: Path):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     return load_settings(env={}, data_dir=tmp_path / "data")
 
@@ -37,7 +37,7 @@ def storage(local_storage):
 
 @pytest.fixture
 def app(settings, session_factory, storage, queue):
-    from api.app import create_app
+    from face3d.api.app import create_app
 
     app = create_app(settings, session_factory=session_factory, storage=storage, queue=queue)
     app.testing = True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import jobs
-from shared.storage import content_type_for, output_key
+from face3d.shared import jobs
+from face3d.shared.storage import content_type_for, output_key
 
 FAKE_FACE = {"index": 0, "bbox": [10.0, 20.0, 110.0, 140.0], "score": 0.97, "yaw": 3.5, "pitch": -1.0,
              "roll": 0.5, "warnings": []}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from api.app import create_app
+from face3d.api.app import create_app
 from tests.api.fakes import assert_problem, finish_job, post_photo
 
 GLB = b"glTF\x02\x00\x00\x00" + bytes(range(256)) * 4
@@ -36,7 +36,7 @@ def test_unknown_artifact_is_404(client, obama_bytes, session_factory, storage):
 
 
 def test_public_base_url_is_used_for_links(tmp_path, session_factory, local_storage, queue, obama_bytes):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     settings = load_settings(env={"PUBLIC_BASE_URL": "https://faces.example.org/"}, data_dir=tmp_path)
     app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)

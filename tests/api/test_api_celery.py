@@ -6,8 +6,8 @@ import json
 
 import redis
 
-from api.app import create_app
-from shared import jobs
+from face3d.api.app import create_app
+from face3d.shared import jobs
 from tests.api.fakes import assert_problem, post_photo
 from tests.conftest import free_port, redis_url_with_offset
 
@@ -15,7 +15,7 @@ from tests.conftest import free_port, redis_url_with_offset
 
 
 def test_submit_puts_one_message_on_the_cpu_queue(settings, session_factory, local_storage, redis_url, obama_bytes):
-    from shared.queue import JobQueue
+    from face3d.shared.queue import JobQueue
 
     redis_url = redis_url_with_offset(1)
     broker = redis.Redis.from_url(redis_url)
@@ -31,7 +31,7 @@ def test_submit_puts_one_message_on_the_cpu_queue(settings, session_factory, loc
 
 
 def test_unreachable_broker_fails_fast_with_503(settings, session_factory, local_storage, obama_bytes):
-    from shared.queue import JobQueue
+    from face3d.shared.queue import JobQueue
 
     dead = JobQueue.from_settings(settings, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=dead)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client.cli import download, status, submit
-from client.http import ApiError, Face3dClient, ServerUnreachable
+from face3d.client.cli import download, status, submit
+from face3d.client.http import ApiError, Face3dClient, ServerUnreachable
 from tests.api.fakes import LiveServer, finish_job
 from tests.conftest import free_port
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from api.app import create_app
-from shared.config import load_settings
+from face3d.api.app import create_app
+from face3d.shared.config import load_settings
 from tests.api.fakes import assert_problem, post_photo
 
 

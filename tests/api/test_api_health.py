@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-from api.app import create_app
-from shared.storage import S3Storage, make_s3_client
+from face3d.api.app import create_app
+from face3d.shared.storage import S3Storage, make_s3_client
 from tests.conftest import free_port
 
 
@@ -25,7 +25,7 @@ def test_openapi_document_is_valid_3_1(client):
 
 
 def _queue(settings, broker_url):
-    from shared.queue import JobQueue
+    from face3d.shared.queue import JobQueue
 
     return JobQueue.from_settings(settings, broker_url=broker_url)
 
@@ -42,7 +42,7 @@ def test_ready_when_database_broker_and_storage_answer(settings, session_factory
 
 @pytest.mark.parametrize("dead", ["database", "broker", "storage"])
 def test_not_ready_names_the_dependency_that_is_down(dead, settings, session_factory, s3_storage, redis_url):
-    from shared.db import make_engine, make_session_factory
+    from face3d.shared.db import make_engine, make_session_factory
 
     dead_url = f"127.0.0.1:{free_port()}"
     if dead == "database":

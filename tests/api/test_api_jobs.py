@@ -7,9 +7,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from shared import jobs, models
-from shared.errors import ErrorCode, Face3dError, NotFound
-from shared.storage import job_prefix
+from face3d.shared import jobs, models
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.storage import job_prefix
 from tests.api.fakes import assert_problem, finish_job, post_photo
 
 

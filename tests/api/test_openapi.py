@@ -12,8 +12,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from api.auth import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS
-from api.openapi import openapi_document
+from face3d.api.auth import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS
+from face3d.api.openapi import openapi_document
 from tests.api.fakes import finish_job, post_photo
 
 UNDOCUMENTED_ENDPOINTS = {"static", "web.static", "web.index"}     # the page and its files, not the API

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from api.jobs import _require_pixel_limit
-from shared import jobs
-from shared.errors import ErrorCode, Face3dError
+from face3d.api.jobs import _require_pixel_limit
+from face3d.shared import jobs
+from face3d.shared.errors import ErrorCode, Face3dError
 from tests.api.fakes import assert_problem, post_photo
 from tests.stubs import RecordingQueue
 
@@ -17,8 +17,8 @@ OBAMA_PIXELS = 910 * 1137
 
 @pytest.fixture
 def small_limit_client(session_factory, local_storage, tmp_path):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     queue = RecordingQueue()
     settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS - 1)}, data_dir=tmp_path / "data")
@@ -37,8 +37,8 @@ def test_photo_over_max_pixels_is_refused_at_submit(small_limit_client, obama_by
 
 
 def test_photo_at_the_limit_is_accepted(session_factory, local_storage, tmp_path, obama_bytes):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     settings = load_settings(env={"MAX_PIXELS": str(OBAMA_PIXELS)}, data_dir=tmp_path / "data")
     app = create_app(settings, session_factory=session_factory, storage=local_storage,

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from shared.artifacts.render import yaw_matrix
-from shared.engines.base import Camera, Face, Options, Photo, Reconstruction
+from face3d.shared.artifacts.render import yaw_matrix
+from face3d.shared.engines.base import Camera, Face, Options, Photo, Reconstruction
 
 RADII = np.array([0.075, 0.1, 0.06])          # metres: half width, half height, depth of a face-sized shell
 
@@ -79,7 +79,7 @@ def synthetic_options() -> Options:
 @pytest.fixture(scope="session")
 def synthetic_output(tmp_path_factory: pytest.TempPathFactory):
     """write_artifacts run once on a two-face synthetic reconstruction: (reconstruction, files, outdir, stages)."""
-    from shared.artifacts import write_artifacts
+    from face3d.shared.artifacts import write_artifacts
 
     recon = synthetic_reconstruction(faces=2, texture_size=200)      # not the requested size: the writer resizes
     outdir = tmp_path_factory.mktemp("synthetic")
@@ -91,7 +91,7 @@ def synthetic_output(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def cpu_engine():
     """The real CPU engine, loaded once; skipped (loudly) while shared.engines.cpu cannot be imported."""
-    from shared.engines import get_engine
+    from face3d.shared.engines import get_engine
 
     try:
         return get_engine("cpu")

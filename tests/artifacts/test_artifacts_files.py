@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from shared.artifacts.meshes import face_file_names
+from face3d.shared.artifacts.meshes import face_file_names
 
 
 def test_progress_reports_stages_in_order_and_times_them(synthetic_output):
@@ -104,8 +104,8 @@ def test_vis_png_shows_photo_width_and_a_render_panel(synthetic_output):
 def test_no_video_writes_no_turntable_and_no_faces_keeps_a_document(make_reconstruction, tmp_path):
     from dataclasses import replace
 
-    from shared.artifacts import write_artifacts
-    from shared.engines.base import Options
+    from face3d.shared.artifacts import write_artifacts
+    from face3d.shared.engines.base import Options
 
     recon = make_reconstruction(faces=1, texture_size=64)
     files = write_artifacts(recon, tmp_path, replace(Options(), video=False, texture_size=64))
@@ -116,8 +116,8 @@ def test_no_video_writes_no_turntable_and_no_faces_keeps_a_document(make_reconst
 
 
 def test_reconstruction_without_faces_still_gets_vis_and_document(make_reconstruction, tmp_path):
-    from shared.artifacts import write_artifacts
-    from shared.engines.base import Options
+    from face3d.shared.artifacts import write_artifacts
+    from face3d.shared.engines.base import Options
 
     recon = make_reconstruction(faces=1)
     recon.faces = []

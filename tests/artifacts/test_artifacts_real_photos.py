@@ -7,9 +7,9 @@ import imageio_ffmpeg
 import pytest
 import trimesh
 
-from shared.engines.base import Options
-from shared.errors import ErrorCode, InputError, NoFaceError
-from shared.pipeline import process_photo
+from face3d.shared.engines.base import Options
+from face3d.shared.errors import ErrorCode, InputError, NoFaceError
+from face3d.shared.pipeline import process_photo
 
 FAST = Options(texture_size=256, frames=8, render_size=128)
 

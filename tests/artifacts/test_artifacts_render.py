@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
+from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -89,7 +89,7 @@ def test_edge_on_quad_covers_almost_nothing():
 
 
 def test_small_candidate_budget_renders_the_same(make_reconstruction, monkeypatch):
-    from shared.artifacts import render as render_module
+    from face3d.shared.artifacts import render as render_module
 
     mesh = TexturedMesh.from_face(make_reconstruction(faces=1, texture_size=64).faces[0])
     whole = render(mesh, 128, View(yaw_degrees=20))

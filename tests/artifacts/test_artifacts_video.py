@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.artifacts.turntable import frame_side, grid, yaw_schedule
+from face3d.shared.artifacts.turntable import frame_side, grid, yaw_schedule
 
 
 def test_mp4_decodes_to_the_asked_frames_and_size(synthetic_output, synthetic_options):

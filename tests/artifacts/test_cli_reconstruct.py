@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from shared.commands import output_dirs, reconstruct
+from face3d.shared.commands import output_dirs, reconstruct
 
 FAST = ["--texture-size", "128", "--no-video"]
 

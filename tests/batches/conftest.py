@@ -21,9 +21,9 @@ FAST = {"video": False, "texture_size": 256}
 
 @pytest.fixture(scope="module")
 def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
-    from shared.storage import make_s3_client
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.storage import make_s3_client
     from tests.conftest import empty_tables
 
     upgrade(postgres_url)
@@ -38,8 +38,7 @@ def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factor
     env = {**os.environ, "DATABASE_URL": postgres_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
            "S3_BUCKET": S3_BUCKET, "S3_PREFIX": "batches/", "S3_ENDPOINT_URL": s3_server, "S3_REGION": "us-east-1",
            "BATCH_S3_BUCKETS": f"{SOURCE_BUCKET},{S3_BUCKET}", "BATCH_CHUNK_SIZE": "200",
-           "FACE3D_DATA_DIR": str(tmp_path_factory.mktemp("batch-data")), "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": str(ROOT)}
+           "FACE3D_DATA_DIR": str(tmp_path_factory.mktemp("batch-data")), "PYTHONUNBUFFERED": "1"}
     yield env
     redis.Redis.from_url(broker_url).flushdb()
 
@@ -56,8 +55,8 @@ def worker(stack_env: dict[str, str], tmp_path_factory) -> Iterator[subprocess.P
 
 @pytest.fixture(scope="module")
 def api_url(stack_env: dict[str, str], worker) -> Iterator[str]:
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     with LiveServer(create_app(load_settings(env=stack_env))) as url:
         yield url
@@ -65,7 +64,7 @@ def api_url(stack_env: dict[str, str], worker) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def sf(stack_env: dict[str, str]):
-    from shared.db import make_engine, make_session_factory
+    from face3d.shared.db import make_engine, make_session_factory
 
     factory = make_session_factory(make_engine(stack_env["DATABASE_URL"]))
     yield factory
@@ -74,6 +73,6 @@ def sf(stack_env: dict[str, str]):
 
 @pytest.fixture(scope="module")
 def source_s3(s3_server: str):
-    from shared.storage import make_s3_client
+    from face3d.shared.storage import make_s3_client
 
     return make_s3_client(s3_server, "us-east-1")

@@ -8,7 +8,7 @@ from pathlib import Path
 def batch_job_count(sf, batch_id: str | None = None) -> int:
     import sqlalchemy as sa
 
-    from shared.models import Job
+    from face3d.shared.models import Job
 
     query = sa.select(sa.func.count()).select_from(Job)
     if batch_id is not None:

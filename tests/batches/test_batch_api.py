@@ -41,7 +41,7 @@ def test_not_a_zip_and_unknown_batch(api_url):
 
 
 def test_item_upload_is_idempotent_per_name_and_canceled_batch_refuses_items(api_url, faces_dir):
-    from client.http import ApiError, Face3dClient
+    from face3d.client.http import ApiError, Face3dClient
 
     client = Face3dClient(api_url)
     batch = client.create_batch({"video": False}, name="open")

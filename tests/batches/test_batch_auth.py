@@ -6,8 +6,8 @@ import pytest
 
 @pytest.fixture
 def auth_client(tmp_path, session_factory, local_storage):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     settings = load_settings(env={"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off"},
                              data_dir=tmp_path / "data")
@@ -19,7 +19,7 @@ def auth_client(tmp_path, session_factory, local_storage):
 
 
 def test_batches_are_scoped_to_their_key(auth_client, session_factory, faces_dir):
-    from shared.keys import create_key
+    from face3d.shared.keys import create_key
 
     client, queue = auth_client
     alice, bob = (create_key(session_factory, name=n).token for n in ("alice", "bob"))
@@ -38,6 +38,6 @@ def test_batches_are_scoped_to_their_key(auth_client, session_factory, faces_dir
         assert call("GET", path, alice).status_code == 200
         assert call("GET", path, admin).status_code == 200
     assert call("POST", f"/v1/batches/{created['id']}/cancel", bob).status_code == 404
-    from shared.jobs import get_job
+    from face3d.shared.jobs import get_job
 
     assert get_job(session_factory, item.get_json()["job_id"]).owner_id is not None

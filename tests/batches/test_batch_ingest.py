@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from client.http import Face3dClient
-from client.ingest import Ingest
+from face3d.client.http import Face3dClient
+from face3d.client.ingest import Ingest
 from tests.batches.conftest import FAST, ROOT, SOURCE_BUCKET
 from tests.batches.stack import batch_job_count, wait_until
 
@@ -29,7 +29,7 @@ def ingest(api_url: str, source: str, output: Path) -> None:
 
 
 def ingest_process(api_url: str, source: Path, output: Path, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())", "ingest",
+    command = [sys.executable, "-c", "import sys; from face3d.shared.cli import main; sys.exit(main())", "ingest",
                str(source), "-o", str(output), "--server", api_url, "--no-video", "--texture-size", "256",
                "--no-progress"]
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -122,6 +122,6 @@ def test_zip_upload_streams_entries_into_a_batch(api_url, faces_dir, tmp_path, s
 
 
 def _batch_of(sf, job_id: str) -> str:
-    from shared.jobs import get_job
+    from face3d.shared.jobs import get_job
 
     return get_job(sf, job_id).batch_id

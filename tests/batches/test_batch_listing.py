@@ -13,8 +13,8 @@ from tests.stubs import RecordingQueue
 
 @pytest.fixture
 def make_client(tmp_path, session_factory, local_storage):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     def build(queue=None, **overrides):
         settings = load_settings(env={"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off"},
@@ -27,7 +27,7 @@ def make_client(tmp_path, session_factory, local_storage):
 
 
 def bearer(session_factory, name: str, admin: bool = False) -> dict[str, str]:
-    from shared.keys import create_key
+    from face3d.shared.keys import create_key
 
     return {"Authorization": f"Bearer {create_key(session_factory, name=name, admin=admin).token}"}
 
@@ -64,8 +64,8 @@ def test_batch_cancel_queues_the_webhooks_of_the_items_it_cancels(make_client, s
     import redis
     import sqlalchemy as sa
 
-    from shared import models
-    from shared.queue import BATCH_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK_NAME, JobQueue
+    from face3d.shared import models
+    from face3d.shared.queue import BATCH_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK_NAME, JobQueue
 
     client = make_client(queue=JobQueue.from_settings, broker_url=redis_url)
     queue = redis.Redis.from_url(redis_url)

@@ -7,10 +7,10 @@ import time
 import sqlalchemy as sa
 from PIL import Image
 
-from client.http import Face3dClient
-from shared.models import Job
-from shared.jobs import get_job
-from shared.states import JobState
+from face3d.client.http import Face3dClient
+from face3d.shared.models import Job
+from face3d.shared.jobs import get_job
+from face3d.shared.states import JobState
 from tests.batches.conftest import SOURCE_BUCKET
 from tests.batches.stack import wait_until
 

@@ -6,10 +6,10 @@ import zipfile
 
 import pytest
 
-from shared.schema import UniqueNames
-from shared.errors import Face3dError
-from client.ingest import ResultsFile, iter_items
-from shared.jobs import canonical_options
+from face3d.shared.schema import UniqueNames
+from face3d.shared.errors import Face3dError
+from face3d.client.ingest import ResultsFile, iter_items
+from face3d.shared.jobs import canonical_options
 
 
 def test_results_file_cuts_a_torn_last_line_and_knows_finished_names(tmp_path):

@@ -20,8 +20,8 @@ import redis
 import requests
 import trimesh
 
-from client.http import Face3dClient
-from api.serve import worker_command
+from face3d.client.http import Face3dClient
+from face3d.api.serve import worker_command
 from tests.api.fakes import LiveServer
 from tests.conftest import S3_BUCKET, free_port, redis_url_with_offset
 
@@ -88,7 +88,7 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float =
 
 @pytest.fixture(scope="module")
 def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.migrations import upgrade
+    from face3d.shared.migrations import upgrade
 
     upgrade(postgres_url)
     broker_url = redis_url_with_offset(2)  # its own db: no other test's worker may take these jobs
@@ -112,8 +112,8 @@ def worker_process(stack_env: dict[str, str], tmp_path_factory) -> Iterator[subp
 
 
 def test_real_stack_postgres_redis_s3(stack_env, worker_process, faces_dir, tmp_path):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     app = create_app(load_settings(env=stack_env))
     with LiveServer(app) as url:
@@ -129,7 +129,7 @@ def test_real_stack_postgres_redis_s3(stack_env, worker_process, faces_dir, tmp_
 def test_embedded_default_with_face3d_serve(faces_dir, tmp_path):
     port, data_dir, log = free_port(), tmp_path / "data", tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL", "STORAGE_BACKEND")}
-    command = [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())", "serve",
+    command = [sys.executable, "-c", "import sys; from face3d.shared.cli import main; sys.exit(main())", "serve",
                "--port", str(port), "--data-dir", str(data_dir)]
     with log.open("wb") as out:
         serve = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)

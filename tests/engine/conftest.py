@@ -1,15 +1,11 @@
-"""Shared fixtures for the engine tests: the repository root on sys.path, the test photos, one loaded engine."""
+"""Shared fixtures for the engine tests: the test photos and one loaded engine."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 FACES = ROOT / ".." / "shared" / "faces"
 
 
@@ -22,7 +18,7 @@ def photo_path(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def cpu_engine():
-    from shared.engines.cpu import CpuEngine
+    from face3d.shared.engines.cpu import CpuEngine
 
     engine = CpuEngine()
     engine.load()

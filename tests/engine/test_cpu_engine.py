@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from shared.engines.base import Options
-from shared.errors import NoFaceError
-from shared.imaging import load_image
+from face3d.shared.engines.base import Options
+from face3d.shared.errors import NoFaceError
+from face3d.shared.imaging import load_image
 from tests.engine.conftest import FACES, photo_path
 
 FAST = Options(texture_size=256)

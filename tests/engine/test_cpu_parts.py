@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.engines.cpu import lowlight
-from shared.engines.cpu.detect import Candidate, suppress
-from shared.engines.cpu.pose import euler_degrees, fit_with_depth_scale, rotation_from_euler, to_camera_frame
-from shared.engines.cpu.topology import canonical
+from face3d.shared.engines.cpu import lowlight
+from face3d.shared.engines.cpu.detect import Candidate, suppress
+from face3d.shared.engines.cpu.pose import euler_degrees, fit_with_depth_scale, rotation_from_euler, to_camera_frame
+from face3d.shared.engines.cpu.topology import canonical
 
 
 def candidate(x: float, score: float) -> Candidate:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.errors import ErrorCode, InputError
-from shared.imaging import NEUTRAL_BACKGROUND, decode_image, load_image
+from face3d.shared.errors import ErrorCode, InputError
+from face3d.shared.imaging import NEUTRAL_BACKGROUND, decode_image, load_image
 from tests.engine.conftest import photo_path
 
 

@@ -7,12 +7,12 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from shared.engines.base import Options
-from shared.engines.cpu import DetectedFace
-from shared.engines.cpu.quiet import native_noise_filtered
-from shared.engines.cpu.topology import canonical
-from shared.engines.cpu.visibility import rasterise
-from shared.imaging import load_image
+from face3d.shared.engines.base import Options
+from face3d.shared.engines.cpu import DetectedFace
+from face3d.shared.engines.cpu.quiet import native_noise_filtered
+from face3d.shared.engines.cpu.topology import canonical
+from face3d.shared.engines.cpu.visibility import rasterise
+from face3d.shared.imaging import load_image
 from tests.engine.conftest import photo_path
 
 ATLAS = 256
@@ -106,7 +106,7 @@ def test_model_load_noise_is_dropped_and_real_errors_kept(capfd):
 
 
 def test_loading_the_engine_prints_no_native_noise(capfd):
-    from shared.engines.cpu import CpuEngine
+    from face3d.shared.engines.cpu import CpuEngine
 
     engine = CpuEngine()
     engine.load()

@@ -35,11 +35,11 @@ class FaultStack:
 
 @pytest.fixture(scope="module")
 def fault_stack(postgres_url: str, tmp_path_factory) -> Iterator[FaultStack]:
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
-    from shared.storage import make_s3_client, make_storage
-    from shared.queue import JobQueue
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.storage import make_s3_client, make_storage
+    from face3d.shared.queue import JobQueue
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):

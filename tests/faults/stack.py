@@ -34,7 +34,7 @@ class PrivateBroker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from shared.broker import server_binary
+        from face3d.shared.broker import server_binary
 
         self.folder.mkdir(parents=True, exist_ok=True)
         command = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
@@ -53,7 +53,7 @@ class PrivateBroker:
         self.start()
 
     def _answers(self) -> bool:
-        from shared.broker import broker_answers
+        from face3d.shared.broker import broker_answers
 
         return broker_answers(self.url, timeout_s=0.3)
 
@@ -88,8 +88,8 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "--queues", "cpu", "--pool", "solo", "--loglevel", "info"],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **self.env}, stdout=log,
+                [sys.executable, "-m", "face3d.worker.cli", "--queues", "cpu", "--pool", "solo", "--loglevel", "info"],
+                cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
                 stderr=subprocess.STDOUT)
         return self
 
@@ -114,7 +114,7 @@ class SweeperThread:
     """worker.sweeper.run_sweeper in a thread of the test process, as `face3d sweeper` runs it."""
 
     def __init__(self, sf, settings, queue, interval_s: float) -> None:
-        from worker.sweeper import run_sweeper
+        from face3d.worker.sweeper import run_sweeper
 
         self.stop_event = threading.Event()
         self.reports: list = []

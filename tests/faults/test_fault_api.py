@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from client.http import Face3dClient, ServerUnreachable
+from face3d.client.http import Face3dClient, ServerUnreachable
 from tests.api.fakes import assert_problem, post_photo
 from tests.conftest import free_port
 from tests.faults.stack import ROOT, wait_until
@@ -31,10 +31,10 @@ class ApiProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "flask", "--app", "api.app:create_app()", "run", "--host", "127.0.0.1",
+        command = [sys.executable, "-m", "flask", "--app", "face3d.api.app:create_app()", "run", "--host", "127.0.0.1",
                    "--port", str(self.port), "--no-reload", "--with-threads"]
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+            self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env},
                                             stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._healthy, 30, f"API on {self.url} answers")
 
@@ -91,10 +91,10 @@ def test_client_keeps_polling_across_an_api_restart(fault_stack, sweeper, tmp_pa
 
 @pytest.fixture
 def dead_database_app(tmp_path):
-    from api.app import create_app
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.storage import LocalStorage
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.storage import LocalStorage
 
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=2"
     settings = load_settings(env={}, data_dir=tmp_path / "data", database_url=dead)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from shared import jobs, models
-from shared.states import JobState
+from face3d.shared import jobs, models
+from face3d.shared.states import JobState
 from tests.faults.stack import wait_until
 from tests.service.workers import FACES, submit
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from shared import batches, db, jobs, models
-from shared.config import load_settings
-from shared.states import JobState
+from face3d.shared import batches, db, jobs, models
+from face3d.shared.config import load_settings
+from face3d.shared.states import JobState
 from tests.stubs import RecordingQueue
-from worker.sweeper import sweep_once
+from face3d.worker.sweeper import sweep_once
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_job_queue_sends_items_to_the_batch_queue_and_webhooks_to_theirs(session
 
     import redis
 
-    from shared.queue import BATCH_TASK_NAME, WEBHOOK_TASK_NAME, JobQueue
+    from face3d.shared.queue import BATCH_TASK_NAME, WEBHOOK_TASK_NAME, JobQueue
 
     settings = dataclasses.replace(settings, broker_url=redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -134,7 +134,7 @@ def task_and_args(raw: bytes) -> tuple[str, list]:
 
 
 def test_serve_worker_consumes_the_webhooks_queue():
-    from api.serve import worker_command
+    from face3d.api.serve import worker_command
 
     queues = worker_command(1)[worker_command(1).index("--queues") + 1].split(",")
     assert queues == ["cpu", "gpu", "webhooks", "batch"]

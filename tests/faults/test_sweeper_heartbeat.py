@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from shared import db, jobs
-from shared.config import load_settings
-from shared.states import JobState
-from worker.heartbeat import Heartbeat, previous_owner_lost, worker_identity
+from face3d.shared import db, jobs
+from face3d.shared.config import load_settings
+from face3d.shared.states import JobState
+from face3d.worker.heartbeat import Heartbeat, previous_owner_lost, worker_identity
 from tests.stubs import RecordingQueue
-from worker.sweeper import sweep_once
+from face3d.worker.sweeper import sweep_once
 
 HOST = socket.gethostname()
 
@@ -136,8 +136,8 @@ def test_previous_owner_lost_rules(session_factory, settings):
 def test_sweeper_command_once(tmp_path):
     from click.testing import CliRunner
 
-    from shared.cli import main
-    from shared.migrations import upgrade
+    from face3d.shared.cli import main
+    from face3d.shared.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     upgrade(url)
@@ -148,7 +148,7 @@ def test_sweeper_command_once(tmp_path):
 
 
 def test_liveness_settings_are_validated():
-    from shared.config import ConfigError
+    from face3d.shared.config import ConfigError
 
     with pytest.raises(ConfigError, match="HEARTBEAT_TIMEOUT_S"):
         load_settings({"HEARTBEAT_INTERVAL_S": "10", "HEARTBEAT_TIMEOUT_S": "15"})

@@ -58,12 +58,12 @@ def loopback_only(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple
 
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Iterator[FuzzApi]:
-    from api.app import create_app
-    from shared.keys import create_key
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
-    from shared.storage import LocalStorage
+    from face3d.api.app import create_app
+    from face3d.shared.keys import create_key
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.storage import LocalStorage
 
     root = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{root / 'face3d.db'}"

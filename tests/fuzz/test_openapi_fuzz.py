@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.openapi import openapi_document
-from shared.imaging import sniff_image_type
+from face3d.api.openapi import openapi_document
+from face3d.shared.imaging import sniff_image_type
 from tests.fuzz.conftest import ARTIFACT, FuzzApi
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared import jobs, models
+from face3d.shared import jobs, models
 from tests.api.fakes import assert_problem, post_photo
 from tests.faults.stack import WorkerProcess, wait_until
 
@@ -101,11 +101,11 @@ JOBS = {
 
 @pytest.fixture(scope="module")
 def hostile_stack(tmp_path_factory) -> Iterator:
-    from api.app import create_app
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
-    from shared.broker import embedded_broker
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.broker import embedded_broker
 
     folder = tmp_path_factory.mktemp("hostile")
     env = {"FACE3D_DATA_DIR": str(folder), "MAX_UPLOAD_BYTES": str(LIMIT), "MAX_PIXELS": "20000000"}
@@ -168,8 +168,8 @@ def test_hostile_jobs_end_with_the_right_code_and_the_worker_carries_on(hostile_
                                       "con.jpg", "x" * 5000])
 def test_odd_file_names_are_stored_safely_on_every_database(session_factory, local_storage, tmp_path, filename):
     """input_name is a 255-character column: PostgreSQL would refuse a longer one (a 500) if it were not capped."""
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
     from tests.stubs import RecordingQueue
 
     app = create_app(load_settings(env={}, data_dir=tmp_path), session_factory=session_factory,

@@ -10,8 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from shared.errors import ErrorCode, Face3dError
-from shared.netguard import FetchPolicy, fetch
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.netguard import FetchPolicy, fetch
 from tests.api.fakes import assert_problem
 
 FACE = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "g_grayscale_hopper.jpg"
@@ -138,8 +138,8 @@ def test_unreachable_and_missing_are_fetch_failed(origin):
 
 @pytest.fixture
 def url_app(tmp_path, session_factory, local_storage):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
     from tests.stubs import RecordingQueue
 
     def build(**overrides):
@@ -161,7 +161,7 @@ def test_api_refuses_private_urls_with_422(url_app, url):
 
 
 def test_api_fetches_allowed_url_when_private_is_allowed(url_app, origin, local_storage, session_factory):
-    from shared import jobs
+    from face3d.shared import jobs
 
     client = url_app(image_url_allow_private=True)
     response = client.post("/v1/jobs", json={"image_url": f"{origin}/face.jpg", "options": {"video": False}})

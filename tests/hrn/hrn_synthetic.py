@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.engines.hrn.convert import CAMERA_DISTANCE, FOCAL_PX, HrnPose, hrn_rotation
+from face3d.shared.engines.hrn.convert import CAMERA_DISTANCE, FOCAL_PX, HrnPose, hrn_rotation
 
 HRN_VERTICES = 35709
 GRID = 189                       # 189 x 189 grid, cut to HRN's 35709 vertices

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrn_synthetic import HRN_VERTICES, align_for, hrn_result
-from shared.engines.hrn.convert import (
+from tests.hrn.hrn_synthetic import HRN_VERTICES, align_for, hrn_result
+from face3d.shared.engines.hrn.convert import (
     ALIGNED_CENTER_PX,
     CAMERA_DISTANCE,
     FOCAL_PX,

@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.problems import http_status
-from hrn_synthetic import align_for, hrn_result
-from shared.engines.base import Options, Photo
-from shared.engines.hrn import HrnEngine
-from shared.engines.hrn.crops import MAX_CROP_SIDE, MIN_CROP_SIDE, crop_for_hrn
-from shared.engines.hrn.engine import Environment
-from shared.engines.hrn.runner import REQUIRED_WEIGHT_FILES, missing_modules
-from shared.errors import EngineUnavailable, ErrorCode, NoFaceError
+from face3d.api.problems import http_status
+from tests.hrn.hrn_synthetic import align_for, hrn_result
+from face3d.shared.engines.base import Options, Photo
+from face3d.shared.engines.hrn import HrnEngine
+from face3d.shared.engines.hrn.crops import MAX_CROP_SIDE, MIN_CROP_SIDE, crop_for_hrn
+from face3d.shared.engines.hrn.engine import Environment
+from face3d.shared.engines.hrn.runner import REQUIRED_WEIGHT_FILES, missing_modules
+from face3d.shared.errors import EngineUnavailable, ErrorCode, NoFaceError
 
 MARK = np.array([255, 0, 255], dtype=np.uint8)      # painted where the fake runner should "see" a face
 
@@ -146,13 +146,13 @@ FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
 
 @pytest.fixture(scope="module")
 def cpu_detector():
-    from shared.engines.hrn.engine import cpu_engine_detector
+    from face3d.shared.engines.hrn.engine import cpu_engine_detector
 
     return cpu_engine_detector()
 
 
 def test_default_detector_is_the_cpu_engines(cpu_detector):
-    from shared.imaging import load_image
+    from face3d.shared.imaging import load_image
 
     (box, score), = cpu_detector(load_image(FACES / "a_frontal_obama.jpg"), Options())
     assert 0 < score <= 1 and 150 < box[2] - box[0] < 700 and box[0] > 0 and box[3] < 1137
@@ -160,8 +160,8 @@ def test_default_detector_is_the_cpu_engines(cpu_detector):
 
 
 def test_default_low_light_step_is_the_cpu_engines():
-    from shared.engines.hrn.engine import cpu_low_light
-    from shared.imaging import load_image
+    from face3d.shared.engines.hrn.engine import cpu_low_light
+    from face3d.shared.imaging import load_image
 
     dark = load_image(FACES / "d_lowlight_blurry_night.jpg")
     enhanced, changed = cpu_low_light(dark)
@@ -178,7 +178,7 @@ def centre_runner(crop: np.ndarray):
 
 
 def test_group_photo_gives_one_hrn_call_per_face_found(cpu_detector):
-    from shared.imaging import load_image
+    from face3d.shared.imaging import load_image
 
     photo = load_image(FACES / "c_group_t1_six.jpg")
     boxes = cpu_detector(photo, Options())

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.engines.hrn.runner import MODEL_DIR_ENV, missing_modules
+from face3d.shared.engines.hrn.runner import MODEL_DIR_ENV, missing_modules
 
 PHOTO = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "a_frontal_obama.jpg"
 
@@ -30,9 +30,9 @@ def test_hrn_reconstructs_the_frontal_photo_end_to_end():
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
-    from shared.engines.hrn import HrnEngine
-    from shared.imaging import load_image
-    from shared.engines.base import Options
+    from face3d.shared.engines.hrn import HrnEngine
+    from face3d.shared.imaging import load_image
+    from face3d.shared.engines.base import Options
 
     photo = load_image(PHOTO)
     result = HrnEngine().reconstruct(photo, Options(texture_size=256))

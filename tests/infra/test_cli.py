@@ -20,7 +20,7 @@ def declared_commands() -> dict[str, str]:
 
 
 def test_the_root_lists_exactly_the_declared_commands_and_each_loads():
-    from shared.cli import command_entry_points, main
+    from face3d.shared.cli import command_entry_points, main
 
     declared = declared_commands()
     assert set(command_entry_points()) == set(declared), "reinstall (pip install -e .) after editing pyproject"
@@ -31,10 +31,10 @@ def test_the_root_lists_exactly_the_declared_commands_and_each_loads():
 
 
 def loaded_after(argv: list[str]) -> set[str]:
-    """Top-level modules a fresh `face3d ARGV...` has imported once it is done."""
-    script = ("import sys; from shared.cli import main\n"
+    """Top-level modules (and face3d's packages) a fresh `face3d ARGV...` has imported once it is done."""
+    script = ("import sys; from face3d.shared.cli import main\n"
               "try:\n    main(sys.argv[1:], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-              "print('MODULES', *sorted({name.split('.')[0] for name in sys.modules}))")
+              "print('MODULES', *sorted({name.removeprefix('face3d.').split('.')[0] for name in sys.modules}))")
     result = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr

@@ -49,7 +49,7 @@ def test_compose_expected_services_exist(services):
 
 def test_cpu_worker_consumes_every_queue_that_has_no_other_consumer(services):
     """Webhook deliveries and batch items have their own queues; without a consumer they would wait forever."""
-    from shared.queue import QUEUES
+    from face3d.shared.queue import QUEUES
 
     consumed = set()
     for service in services.values():
@@ -99,7 +99,7 @@ def test_redis_keeps_an_append_only_file(services):
 
 
 def test_env_files_exist_and_configure_the_service_for_compose(services):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     paths = {s["env_file"] for s in services.values() if "env_file" in s}
     assert paths == {"infra/env.example"}
@@ -170,7 +170,7 @@ def container_commands(services: dict) -> list[list[str]]:
 
 
 def test_every_face3d_command_parses_with_the_real_cli(services):
-    from shared.cli import main
+    from face3d.shared.cli import main
 
     face3d = [c[1:] for c in container_commands(services) if c[0] == "face3d"]
     assert {tuple(c[:1]) for c in face3d} == {("worker",), ("db",), ("sweeper",)}
@@ -186,7 +186,7 @@ def test_gunicorn_app_spec_builds_an_app_that_answers_healthz(services, tmp_path
     from gunicorn.util import import_app
 
     specs = {c[-1] for c in container_commands(services) if c[0] == "gunicorn"}
-    assert specs == {"api.app:create_app()"}
+    assert specs == {"face3d.api.app:create_app()"}
     monkeypatch.setenv("FACE3D_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("BROKER_URL", "redis://127.0.0.1:1/0")    # building the Celery app connects nowhere
     for name in ("DATABASE_URL", "STORAGE_BACKEND"):
@@ -207,7 +207,7 @@ def test_healthcheck_snippets_compile_and_the_worker_check_recognises_its_host(s
             compile(test[3], "<healthcheck>", "exec")
         if test[1:3] == ["python", "-m"]:
             assert importlib.util.find_spec(test[3]) is not None, test      # a module the image installs
-    from worker import healthcheck as module
+    from face3d.worker import healthcheck as module
 
     replies = [{"face3d-cpu-1@other": {"ok": "pong"}}, {"face3d-gpu-1@box7": {"ok": "pong"}}]
     assert module.answered_here(replies, "box7")

@@ -90,4 +90,4 @@ def loaded_by(module: str) -> set[str]:
 
 def test_sending_a_webhook_loads_no_web_framework():
     """The worker renders a webhook's body from the public schema, not from the HTTP layer."""
-    assert loaded_by("shared.webhooks") & {"flask", "werkzeug"} == set()
+    assert loaded_by("face3d.shared.webhooks") & {"flask", "werkzeug"} == set()

@@ -29,7 +29,7 @@ class Callers:
 
 
 def new_caller(session_factory: Any, *, admin: bool = False, name: str = "") -> Caller:
-    from shared.keys import create_key
+    from face3d.shared.keys import create_key
 
     created = create_key(session_factory, name=name, admin=admin)
     return Caller(created.key.id, created.token, created.webhook_secret)
@@ -43,8 +43,8 @@ def obama_bytes(faces_dir: Path) -> bytes:
 @pytest.fixture
 def make_app(session_factory, local_storage, tmp_path: Path) -> Callable[..., Any]:
     """make_app(**env) -> a test Flask app with AUTH_MODE=on plus ``env``."""
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     def build(**env: str) -> Any:
         settings = load_settings(env={"AUTH_MODE": "on", **env}, data_dir=tmp_path / "data")

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from shared import keys
+from face3d.shared import keys
 from tests.api.fakes import assert_problem, post_photo
 from tests.security.conftest import new_caller
 from tests.stubs import RecordingQueue
@@ -94,10 +94,10 @@ def test_idempotency_keys_are_per_api_key(client, callers, obama_bytes):
 
 
 def test_auth_off_is_open_and_warns_loudly(session_factory, local_storage, tmp_path, caplog, obama_bytes):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
-    with caplog.at_level(logging.WARNING, logger="api.auth"):
+    with caplog.at_level(logging.WARNING, logger="face3d.api.auth"):
         app = create_app(load_settings(env={}, data_dir=tmp_path), session_factory=session_factory,
                          storage=local_storage, queue=RecordingQueue())
     assert any("AUTH_MODE=off" in record.getMessage() for record in caplog.records)
@@ -111,10 +111,10 @@ def test_auth_off_is_open_and_warns_loudly(session_factory, local_storage, tmp_p
     ({"FACE3D_ENV": "production", "AUTH_MODE": "on"}, "at least one API key"),
 ])
 def test_production_refuses_to_start_open_or_keyless(tmp_path, env, complaint):
-    from api.app import create_app
-    from shared.config import ConfigError, load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
+    from face3d.api.app import create_app
+    from face3d.shared.config import ConfigError, load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     upgrade(url)
@@ -129,8 +129,8 @@ def test_production_refuses_to_start_open_or_keyless(tmp_path, env, complaint):
 
 
 def test_keys_cli_create_list_revoke(tmp_path, monkeypatch):
-    from shared.cli import main
-    from shared.db import make_engine, make_session_factory
+    from face3d.shared.cli import main
+    from face3d.shared.db import make_engine, make_session_factory
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
@@ -152,7 +152,7 @@ def test_keys_cli_create_list_revoke(tmp_path, monkeypatch):
 
 
 def test_client_sends_the_key_from_the_environment(monkeypatch):
-    from client.http import Face3dClient
+    from face3d.client.http import Face3dClient
 
     monkeypatch.setenv("FACE3D_API_KEY", "f3d_from_env")
     assert Face3dClient("http://x").session.headers["Authorization"] == "Bearer f3d_from_env"
@@ -164,8 +164,8 @@ def test_auth_tables_match_their_migration(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import shared.models  # noqa: F401  (every table on Base.metadata)
-    from shared.db import Base, make_engine
+    import face3d.shared.models  # noqa: F401  (every table on Base.metadata)
+    from face3d.shared.db import Base, make_engine
 
     engine = make_engine(db_url)
     with engine.connect() as connection:

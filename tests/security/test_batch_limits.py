@@ -2,7 +2,7 @@
 their own rate bucket (RATE_LIMIT_BATCH_ITEMS) instead of spending the submit budget."""
 from __future__ import annotations
 
-from shared.config import load_settings
+from face3d.shared.config import load_settings
 from tests.api.fakes import assert_problem, post_photo
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from client.cli import download, status, submit
-from client.cli import ingest
+from face3d.client.cli import download, status, submit
+from face3d.client.cli import ingest
 from tests.api.fakes import LiveServer, finish_job
 
 FILES = {"face_0.glb": b"glTF-fake", "result.json": b'{"faces": []}'}

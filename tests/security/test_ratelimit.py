@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.ratelimit import Limit, MemoryLimiter, RedisLimiter
+from face3d.api.ratelimit import Limit, MemoryLimiter, RedisLimiter
 from tests.api.fakes import assert_problem, finish_job, post_photo
 from tests.conftest import free_port
 
@@ -89,14 +89,14 @@ def test_redis_outage_falls_back_to_process_counters(caplog):
 
 @pytest.mark.parametrize("raw, expected", [("30/minute", (30, 60)), ("5/second", (5, 1)), ("off", None)])
 def test_rate_setting_format(raw, expected):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     assert load_settings(env={"RATE_LIMIT_SUBMIT": raw}).rate_limit_submit == expected
 
 
 @pytest.mark.parametrize("raw", ["30", "x/minute", "30/fortnight", "-1/minute"])
 def test_bad_rate_settings_are_config_errors(raw):
-    from shared.config import ConfigError, load_settings
+    from face3d.shared.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="RATE_LIMIT_READ"):
         load_settings(env={"RATE_LIMIT_READ": raw})

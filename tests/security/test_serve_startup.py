@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from shared.cli import main
+from face3d.shared.cli import main
 
 
 def test_production_serve_without_auth_is_refused_cleanly(tmp_path, monkeypatch):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from client.http import verify
-from shared import webhooks
+from face3d.client.http import verify
+from face3d.shared import webhooks
 from tests.api.fakes import assert_problem, finish_job, post_photo
 from tests.stubs import RecordingQueue
 
@@ -110,8 +110,8 @@ def test_public_webhook_url_is_accepted_and_shown(make_app, callers, obama_bytes
 
 
 def test_auth_off_needs_a_global_secret(session_factory, local_storage, tmp_path, obama_bytes):
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     def app_with(env):
         return create_app(load_settings(env=env, data_dir=tmp_path), session_factory=session_factory,
@@ -128,7 +128,7 @@ def test_auth_off_needs_a_global_secret(session_factory, local_storage, tmp_path
 
 def test_attempts_are_recorded_and_retried_after_a_500(make_app, callers, obama_bytes, session_factory,
                                                        local_storage):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     settings = load_settings(env={"WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_BACKOFF_S": "2"})
     client = make_app(WEBHOOK_ALLOW_PRIVATE="1").test_client()
@@ -154,7 +154,7 @@ def test_attempts_are_recorded_and_retried_after_a_500(make_app, callers, obama_
 
 def test_private_address_is_refused_again_at_delivery(make_app, callers, obama_bytes, session_factory,
                                                       local_storage):
-    from shared.config import load_settings
+    from face3d.shared.config import load_settings
 
     client = make_app(WEBHOOK_ALLOW_PRIVATE="1").test_client()
     with Receiver([200]) as receiver:
@@ -172,7 +172,7 @@ def is_public_address(address: str) -> bool:
     """The SSRF rule webhook URLs are checked with (shared.netguard's, tunnelled IPv4 forms unwrapped)."""
     import ipaddress
 
-    from shared import netguard
+    from face3d.shared import netguard
 
     return netguard.address_refusal(ipaddress.ip_address(address), netguard.FetchPolicy(max_bytes=0)) is None
 
@@ -192,9 +192,9 @@ def worker_stack(postgres_url, redis_url, tmp_path_factory):
     """A real `face3d worker` process on Redis (a neighbouring db of ours) + PostgreSQL + local storage."""
     import redis as redis_lib
 
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
     from tests.conftest import redis_url_with_offset
     from tests.service.workers import worker_process
 
@@ -212,9 +212,9 @@ def worker_stack(postgres_url, redis_url, tmp_path_factory):
 
 
 def test_webhook_on_terminal_state_through_the_real_stack(worker_stack, faces_dir: Path):
-    from api.app import create_app
-    from shared.storage import make_storage
-    from shared.queue import JobQueue
+    from face3d.api.app import create_app
+    from face3d.shared.storage import make_storage
+    from face3d.shared.queue import JobQueue
     from tests.security.conftest import new_caller
 
     settings, sf, log_path = worker_stack
@@ -262,8 +262,8 @@ def test_cancel_of_a_queued_job_sends_its_webhook_task(make_app, callers, obama_
     """A job the API itself finishes (canceled while queued) gets a delivery task like a worker-finished one."""
     import redis as redis_lib
 
-    from api.app import create_app
-    from shared.queue import WEBHOOK_TASK_NAME, JobQueue
+    from face3d.api.app import create_app
+    from face3d.shared.queue import WEBHOOK_TASK_NAME, JobQueue
     from tests.conftest import redis_url_with_offset
 
     broker = redis_url_with_offset(2)

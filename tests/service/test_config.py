@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ConfigError, load_settings
-from shared.queue import queue_for
+from face3d.shared.config import ConfigError, load_settings
+from face3d.shared.queue import queue_for
 
 
 def test_defaults_run_everything_under_data_dir(tmp_path):

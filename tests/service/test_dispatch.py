@@ -7,9 +7,9 @@ import time
 import pytest
 import redis
 
-from shared.config import load_settings
-from shared.errors import ErrorCode, Face3dError
-from shared.queue import TASK_NAME, JobQueue, make_celery
+from face3d.shared.config import load_settings
+from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.queue import TASK_NAME, JobQueue, make_celery
 
 
 def test_send_job_routes_by_engine(redis_url, tmp_path):
@@ -25,7 +25,7 @@ def test_send_job_routes_by_engine(redis_url, tmp_path):
 
 
 def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_url, tmp_path):
-    from shared.queue import WEBHOOK_TASK_NAME
+    from face3d.shared.queue import WEBHOOK_TASK_NAME
 
     queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
     app = queue.celery_app

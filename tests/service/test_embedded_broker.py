@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import redis
 
-from shared.config import load_settings
-from shared.db import make_engine, make_session_factory
-from shared.migrations import upgrade
-from shared.states import JobState
-from shared.storage import make_storage
-from shared.broker import embedded_broker, find_embedded_broker, start_embedded_broker
-from shared.queue import JobQueue, broker_url_for
+from face3d.shared.config import load_settings
+from face3d.shared.db import make_engine, make_session_factory
+from face3d.shared.migrations import upgrade
+from face3d.shared.states import JobState
+from face3d.shared.storage import make_storage
+from face3d.shared.broker import embedded_broker, find_embedded_broker, start_embedded_broker
+from face3d.shared.queue import JobQueue, broker_url_for
 from tests.service.workers import FACES, describe, submit, wait_terminal, worker_process
 
 
@@ -56,7 +56,7 @@ def test_one_job_through_the_embedded_broker(tmp_path):
 def test_second_start_is_refused_while_one_runs(tmp_path):
     import pytest
 
-    from shared.errors import ErrorCode, Face3dError
+    from face3d.shared.errors import ErrorCode, Face3dError
 
     url, stop = start_embedded_broker(tmp_path)
     try:
@@ -74,7 +74,7 @@ def test_broker_dies_with_its_owner(tmp_path):
 
     from tests.service.workers import ROOT
 
-    script = ("import sys, time; from shared.broker import start_embedded_broker; "
+    script = ("import sys, time; from face3d.shared.broker import start_embedded_broker; "
               "url, _ = start_embedded_broker(sys.argv[1]); print(url, flush=True); time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                              text=True)
@@ -94,7 +94,7 @@ def test_killed_worker_process_job_runs_again(tmp_path):
     import signal
     import time
 
-    from shared import jobs
+    from face3d.shared import jobs
     from tests.service.workers import pool_children
 
     settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path)})

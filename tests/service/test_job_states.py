@@ -7,9 +7,9 @@ from datetime import UTC
 
 import pytest
 
-from shared import jobs
-from shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from shared.states import JobState
+from face3d.shared import jobs
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from face3d.shared.states import JobState
 
 
 def new_job(sf, **overrides):
@@ -233,7 +233,7 @@ def test_bad_state_and_limit_are_invalid_request(session_factory):
 
 
 def test_verbs_take_their_source_states_from_the_state_machine():
-    from shared.states import sources_of
+    from face3d.shared.states import sources_of
 
     assert sources_of(JobState.RUNNING) == {JobState.QUEUED}
     assert sources_of(JobState.SUCCEEDED) == {JobState.RUNNING}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.migrations import current_revisions, head_revisions, upgrade
-from shared.db import make_engine
+from face3d.shared.migrations import current_revisions, head_revisions, upgrade
+from face3d.shared.db import make_engine
 
 
 def test_upgrade_empty_sqlite_file_twice(tmp_path):
@@ -24,7 +24,7 @@ def test_upgrade_postgres(postgres_url):
 def test_downgrade_and_upgrade_again(tmp_path):
     from alembic import command
 
-    from shared.migrations import alembic_config
+    from face3d.shared.migrations import alembic_config
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     upgrade(url)
@@ -39,8 +39,8 @@ def test_models_match_migrations(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import shared.models  # noqa: F401  (every table on Base.metadata)
-    from shared.db import Base
+    import face3d.shared.models  # noqa: F401  (every table on Base.metadata)
+    from face3d.shared.db import Base
 
     engine = make_engine(db_url)
     with engine.connect() as connection:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import shared.config
+from face3d.shared import config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def documented_in_config() -> set[str]:
-    return set(re.findall(r"^\| ([A-Z][A-Z0-9_]+)\s+\|", shared.config.__doc__, re.MULTILINE))
+    return set(re.findall(r"^\| ([A-Z][A-Z0-9_]+)\s+\|", config.__doc__, re.MULTILINE))
 
 
 def test_config_table_is_not_empty():

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from shared import jobs, models
-from client.ingest import MIN_POLL_S, _enough_new, _poll_delay
-from shared.storage import LocalStorage, output_key
-from shared.storage import local as local_storage
+from face3d.shared import jobs, models
+from face3d.client.ingest import MIN_POLL_S, _enough_new, _poll_delay
+from face3d.shared.storage import LocalStorage, output_key
+from face3d.shared.storage import local as local_storage
 
 
 def new_job(sf) -> models.Job:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared.errors import ErrorCode, Face3dError, NotFound, StorageUnavailable
-from shared.storage import LocalStorage, S3Storage, input_key, job_prefix, make_s3_client, output_key
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound, StorageUnavailable
+from face3d.shared.storage import LocalStorage, S3Storage, input_key, job_prefix, make_s3_client, output_key
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -109,8 +109,8 @@ def test_local_check_fails_on_unwritable_root(tmp_path):
 
 def test_presigned_url_uses_the_public_endpoint_when_set(s3_server, tmp_path):
     """Workers reach storage at an internal address (compose's minio:9000); download links must use the public one."""
-    from shared.config import load_settings
-    from shared.storage import make_storage
+    from face3d.shared.config import load_settings
+    from face3d.shared.storage import make_storage
     from tests.conftest import S3_BUCKET
 
     public = s3_server.replace("127.0.0.1", "localhost")

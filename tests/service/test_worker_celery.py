@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 
-from shared import jobs
-from shared.config import load_settings
-from shared.db import make_engine, make_session_factory
-from shared.migrations import upgrade
-from shared.states import JobState
-from shared.storage import make_storage
-from shared.queue import JobQueue
+from face3d.shared import jobs
+from face3d.shared.config import load_settings
+from face3d.shared.db import make_engine, make_session_factory
+from face3d.shared.migrations import upgrade
+from face3d.shared.states import JobState
+from face3d.shared.storage import make_storage
+from face3d.shared.queue import JobQueue
 from tests.service.workers import FACES, describe, submit, wait_terminal, worker_process
 
 FAST = {"video": False, "texture_size": 256}

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shared import jobs, models
-from shared.config import load_settings
-from shared.errors import NoFaceError
-from shared.states import JobState
-from shared.storage import S3Storage, input_key, make_s3_client
+from face3d.shared import jobs, models
+from face3d.shared.config import load_settings
+from face3d.shared.errors import NoFaceError
+from face3d.shared.states import JobState
+from face3d.shared.storage import S3Storage, input_key, make_s3_client
 from tests.stubs import RecordingQueue
-from worker.context import WorkerContext
-from worker.tasks import ProgressReporter, options_for_engine, run_job
+from face3d.worker.context import WorkerContext
+from face3d.worker.tasks import ProgressReporter, options_for_engine, run_job
 
 PHOTO = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "g_grayscale_hopper.jpg"
 
@@ -44,7 +44,7 @@ def ctx(session_factory, local_storage, tmp_path):
 
 @pytest.fixture
 def use_engine(monkeypatch):
-    import shared.engines as engines
+    import face3d.shared.engines as engines
 
     def install(engine: ScriptedEngine) -> None:
         monkeypatch.setitem(engines._ENGINES, "scripted", engine)

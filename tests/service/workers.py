@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from shared import jobs, models
-from shared.storage import input_key
+from face3d.shared import jobs, models
+from face3d.shared.storage import input_key
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES = ROOT / ".." / "shared" / "faces"
@@ -21,9 +21,9 @@ FACES = ROOT / ".." / "shared" / "faces"
 @contextmanager
 def worker_process(env: dict[str, str], log_path: Path, pool: str = "solo", queues: str = "cpu",
                    concurrency: int | None = None, loglevel: str = "info") -> Iterator[subprocess.Popen]:
-    """`python -m worker.cli --queues QUEUES --pool POOL` with ``env`` on top of ours; its log goes to ``log_path``."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    command = [sys.executable, "-m", "worker.cli", "--queues", queues, "--pool", pool, "--loglevel", loglevel]
+    """`python -m face3d.worker.cli --queues QUEUES --pool POOL` with ``env`` on top of ours; its log goes to ``log_path``."""
+    full_env = {**os.environ, **env}
+    command = [sys.executable, "-m", "face3d.worker.cli", "--queues", queues, "--pool", pool, "--loglevel", loglevel]
     if concurrency:
         command += ["--concurrency", str(concurrency)]
     with open(log_path, "wb") as log:

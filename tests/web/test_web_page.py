@@ -19,7 +19,7 @@ import pytest
 import redis
 from PIL import Image
 
-from api.serve import worker_command
+from face3d.api.serve import worker_command
 from tests.api.fakes import LiveServer, finish_job
 from tests.stubs import RecordingQueue
 from tests.conftest import S3_BUCKET, redis_url_with_offset
@@ -85,7 +85,7 @@ def job_entry(page, name: str):
 
 @pytest.fixture(scope="module")
 def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from shared.migrations import upgrade
+    from face3d.shared.migrations import upgrade
 
     data = tmp_path_factory.mktemp("web-stack")
     broker_url = redis_url_with_offset(2)   # a db of our own: no other test's worker may take these jobs
@@ -110,8 +110,8 @@ def worker(stack_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
 
 @pytest.fixture(scope="module")
 def live_url(stack_env, worker) -> Iterator[str]:
-    from api.app import create_app
-    from shared.config import load_settings
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
 
     with LiveServer(create_app(load_settings(env=stack_env))) as url:
         yield url
@@ -180,8 +180,8 @@ def _box_glb() -> bytes:
 def _require_key(token: str):
     from flask import request
 
-    from api.problems import problem_response
-    from shared.errors import ErrorCode
+    from face3d.api.problems import problem_response
+    from face3d.shared.errors import ErrorCode
 
     def check():       # the shape api/auth.py answers with; the page must not depend on more than this
         if request.path.startswith("/v1/") and request.headers.get("Authorization") != f"Bearer {token}":
@@ -192,11 +192,11 @@ def _require_key(token: str):
 
 
 def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama_bytes_path):
-    from api.app import create_app
-    from shared import jobs
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
+    from face3d.api.app import create_app
+    from face3d.shared import jobs
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
 
     database = f"sqlite:///{tmp_path / 'face3d.db'}"
     upgrade(database)

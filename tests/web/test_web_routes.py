@@ -14,11 +14,11 @@ LOCAL_IMPORT = re.compile(r"""(?:import|export)\s[^;]*?from\s+["'](\.{1,2}/[^"']
 
 @pytest.fixture
 def make_client(tmp_path):
-    from api.app import create_app
-    from shared.config import load_settings
-    from shared.db import make_engine, make_session_factory
-    from shared.migrations import upgrade
-    from shared.storage import LocalStorage
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
+    from face3d.shared.db import make_engine, make_session_factory
+    from face3d.shared.migrations import upgrade
+    from face3d.shared.storage import LocalStorage
 
     def make(**env: str):
         database = f"sqlite:///{tmp_path / 'face3d.db'}"

@@ -9,6 +9,6 @@ buffer), facing away or off the photo take their mirror texel or a push-pull fil
 ``CpuEngine.detect_faces`` stops after verification (boxes, scores, 2D landmarks) for engines that bring their own
 reconstruction.
 """
-from shared.engines.cpu.engine import CpuEngine, DetectedFace
+from face3d.shared.engines.cpu.engine import CpuEngine, DetectedFace
 
 __all__ = ["CpuEngine", "DetectedFace"]

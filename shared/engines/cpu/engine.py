@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
-from shared.engines.cpu import lowlight
-from shared.engines.cpu.detect import Candidate, Detector, iou, suppress
-from shared.engines.cpu.landmarks import LandmarkFit, LandmarkModel, Roi, roi_from_box, roi_from_landmarks
-from shared.engines.cpu.mesh import FaceGeometry, build, posed
-from shared.engines.cpu.quiet import native_noise_filtered
-from shared.engines.cpu.texture import bake
-from shared.errors import EngineUnavailable, NoFaceError
+from face3d.shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
+from face3d.shared.engines.cpu import lowlight
+from face3d.shared.engines.cpu.detect import Candidate, Detector, iou, suppress
+from face3d.shared.engines.cpu.landmarks import LandmarkFit, LandmarkModel, Roi, roi_from_box, roi_from_landmarks
+from face3d.shared.engines.cpu.mesh import FaceGeometry, build, posed
+from face3d.shared.engines.cpu.quiet import native_noise_filtered
+from face3d.shared.engines.cpu.texture import bake
+from face3d.shared.errors import EngineUnavailable, NoFaceError
 
 DETECT_MAX_SIDE = 1280       # detection runs on a copy no larger than this; landmarks and texture use full resolution
 TINY_FACE_PX = 24            # below this (detector box, photo pixels) the landmark presence score is noise
@@ -62,7 +62,7 @@ class CpuEngine:
         if self._detector is not None:
             return
         try:
-            from shared.engines.cpu.topology import canonical, dense_topology
+            from face3d.shared.engines.cpu.topology import canonical, dense_topology
 
             canonical()
             dense_topology()

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.engines.base import Camera
-from shared.engines.cpu.pose import Similarity, euler_degrees, fit_with_depth_scale, to_camera_frame
-from shared.engines.cpu.topology import canonical, dense_topology
+from face3d.shared.engines.base import Camera
+from face3d.shared.engines.cpu.pose import Similarity, euler_degrees, fit_with_depth_scale, to_camera_frame
+from face3d.shared.engines.cpu.topology import canonical, dense_topology
 
 
 @dataclass

@@ -14,9 +14,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from shared.engines.cpu.mesh import PosedMesh
-from shared.engines.cpu.topology import dense_topology
-from shared.engines.cpu.visibility import rasterise
+from face3d.shared.engines.cpu.mesh import PosedMesh
+from face3d.shared.engines.cpu.topology import dense_topology
+from face3d.shared.engines.cpu.visibility import rasterise
 
 COARSE_SIZE = 256            # raster used for the texel -> photo map and the weights
 GRAZING_COS = 0.15           # surface at more than ~81 degrees to the view direction: photo weight 0 ...

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shared.engines.base import Camera, Face
+from face3d.shared.engines.base import Camera, Face
 
 FOCAL_PX = 1015.0               # opt.focal
 ALIGNED_CENTER_PX = 112.0       # opt.center: principal point of the 224 px aligned image

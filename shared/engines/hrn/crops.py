@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from shared.engines.hrn.convert import CropBox
+from face3d.shared.engines.hrn.convert import CropBox
 
 Box = tuple[float, float, float, float]
 

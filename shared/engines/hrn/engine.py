@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
-from shared.engines.hrn import runner as hrn_runner
-from shared.engines.hrn.convert import convert_hrn_output
-from shared.engines.hrn.crops import Box, crop_for_hrn
-from shared.errors import EngineUnavailable, Face3dError, NoFaceError
+from face3d.shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
+from face3d.shared.engines.hrn import runner as hrn_runner
+from face3d.shared.engines.hrn.convert import convert_hrn_output
+from face3d.shared.engines.hrn.crops import Box, crop_for_hrn
+from face3d.shared.errors import EngineUnavailable, Face3dError, NoFaceError
 
 Detection = tuple[Box, float]                                  # (x0, y0, x1, y1) photo pixels, score 0..1
 FaceDetector = Callable[[Photo, Options], list[Detection]]
@@ -124,7 +124,7 @@ def _usable(detections: list[Detection], options: Options) -> tuple[list[Detecti
 
 def cpu_engine_detector() -> FaceDetector:
     """Faces as the CPU engine finds and verifies them (its detection-only call: no mesh, no texture)."""
-    from shared.engines.cpu import CpuEngine
+    from face3d.shared.engines.cpu import CpuEngine
 
     cpu = CpuEngine()
     cpu.load()
@@ -137,7 +137,7 @@ def cpu_engine_detector() -> FaceDetector:
 
 def cpu_low_light(photo: Photo) -> tuple[Photo, bool]:
     """The CPU engine's low-light test and enhancement (CLAHE + gamma), shared so both engines see the same photo."""
-    from shared.engines.cpu import lowlight
+    from face3d.shared.engines.cpu import lowlight
 
     light = lowlight.measure(photo.rgb)
     if not light.is_low:

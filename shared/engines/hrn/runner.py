@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shared.engines.hrn.convert import HrnPose
-from shared.errors import EngineUnavailable
+from face3d.shared.engines.hrn.convert import HrnPose
+from face3d.shared.errors import EngineUnavailable
 
 HRN_MODEL_ID = "damo/cv_resnet50_face-reconstruction"
 HRN_REVISION = "v2.0.0-HRN"

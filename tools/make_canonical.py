@@ -1,6 +1,6 @@
 """Generate canonical.npz: mean frontal face shape, triangles, mirror pairs and a symmetric cylindrical UV layout.
 
-Run from the repository root:  python -m shared.engines.cpu.tools.make_canonical [photo ...]
+Run from the repository root:  python tools/make_canonical.py [photo ...]
 (defaults to the frontal a_* photos in ../shared/faces). Steps: landmarks on each photo -> generalised Procrustes
 mean -> find the mirror partner of every point -> exact symmetrisation -> metric scale (63 mm between eye centres)
 -> triangles from MediaPipe's tessellation, oriented towards +z -> cylindrical UVs, u -> 1 - u symmetric.
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.engines.cpu.detect import Detector, suppress
-from shared.engines.cpu.landmarks import LandmarkModel, roi_from_box, roi_from_landmarks
-from shared.engines.cpu.pose import fit_similarity, to_camera_frame
-from shared.engines.cpu.topology import CANONICAL_PATH, triangles_from_edges
-from shared.imaging import load_image
+from face3d.shared.engines.cpu.detect import Detector, suppress
+from face3d.shared.engines.cpu.landmarks import LandmarkModel, roi_from_box, roi_from_landmarks
+from face3d.shared.engines.cpu.pose import fit_similarity, to_camera_frame
+from face3d.shared.engines.cpu.topology import CANONICAL_PATH, triangles_from_edges
+from face3d.shared.imaging import load_image
 
 EYE_CORNERS = {"right": (33, 133), "left": (362, 263)}
 INTER_EYE_M = 0.063
