@@ -1,43 +1,31 @@
 """/v1/batches: many photos in one request (item list, S3 prefix, zip upload, or item by item), one results file out.
 
 Each item becomes an ordinary job in the batch (its own row, its own id), inserted and queued in chunks of
-BATCH_CHUNK_SIZE on the low-priority ``batch`` queue. Sources are read lazily: an S3 listing or a zip is walked entry
-by entry, never held whole in memory, and S3 objects are read by the worker, not here.
+BATCH_CHUNK_SIZE on the low-priority ``batch`` queue. Where the items come from: api/batch_sources.py.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import posixpath
-import zipfile
 from itertools import islice
-from typing import Any, Iterable, Iterator
-from urllib.parse import urlencode, urlparse
+from typing import Any, Iterable
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
+from face3d.api import batch_sources, paging
 from face3d.api.auth import current_owner, ensure_visible, visible_owner
-from face3d.api.problems import RequestValidationError
+from face3d.api.batch_sources import Pending
 from face3d.api.forms import BatchCreate, BatchItemIn
+from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services, services
-from face3d.shared import batches, db, jobs, models
-from face3d.shared.batches import NewItem
-from face3d.shared.engines import engine_names
+from face3d.api.submission import engine_and_options
+from face3d.shared import batches, jobs
 from face3d.shared.errors import ErrorCode, Face3dError
-from face3d.shared.imaging import check_image_bytes
-from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, clip_name, result_line
-from face3d.shared.states import TERMINAL_STATES, JobState
-from face3d.shared.storage import input_key, job_prefix, make_s3_client
+from face3d.shared.models import Batch
+from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, result_line
+from face3d.shared.storage import input_key, job_prefix
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
-
-UPLOADS_PREFIX = "uploads/"
-DEFAULT_PAGE = 50
-Pending = tuple[NewItem, Face3dError | None]      # an item, and why it already failed (None: it goes to a worker)
-
-
-# ---------------------------------------------------------------- routes
 
 
 @bp.post("")
@@ -46,16 +34,14 @@ def create_batch() -> Response:
     if request.mimetype == "multipart/form-data":
         return _create_from_archive(svc)
     body = _json_body(BatchCreate)
-    engine, options = _engine_and_options(svc, body.options)
+    engine, options = engine_and_options(svc.settings, body.options)
     if body.s3_prefix is not None:
-        bucket, prefix = _s3_source(svc, body.s3_prefix, is_prefix=True)
-        client = make_s3_client(svc.settings.s3_endpoint_url, svc.settings.s3_region)
-        _require_objects(client, bucket, prefix)
+        listed = batch_sources.prefix_items(svc.settings, body.s3_prefix)
         batch = _new_batch(svc, engine, options, body.s3_prefix, body.name)
-        _ingest(svc, batch, ((item, None) for item in _s3_items(client, bucket, prefix)))
+        _ingest(svc, batch, ((item, None) for item in listed))
     else:
         items, names = body.items or [], UniqueNames()
-        pending = [(_reference_item(svc, item, names), None) for item in items]
+        pending = [(batch_sources.reference_item(svc.settings, item, names), None) for item in items]
         batch = _new_batch(svc, engine, options, "items" if items else "client", body.name)
         _ingest(svc, batch, pending)
     return _batch_response(svc, batch.id, status=201)
@@ -66,17 +52,13 @@ def list_batches() -> Response:
     """The caller's batches (an admin key's or an open API's: all), newest first; ``limit`` and ``cursor`` page
     them like GET /v1/jobs."""
     svc = services()
-    limit = _limit_arg(request.args.get("limit"))
+    limit = paging.limit_arg(paging.MAX_BATCHES_PAGE)
     rows, next_cursor = batches.list_batches(svc.session_factory, owner_id=visible_owner(),
-                                             cursor=request.args.get("cursor") or None, limit=limit)
+                                             cursor=paging.cursor_arg(), limit=limit)
     progress = batches.batches_progress(svc.session_factory, rows)
     base = _base_url(svc)
     page = BatchList(items=[batch_view(row, progress[row.id], base) for row in rows], next_cursor=next_cursor)
-    response = Response(page.model_dump_json(), mimetype="application/json")
-    if next_cursor:
-        query = urlencode({"limit": limit, "cursor": next_cursor})
-        response.headers["Link"] = f'<{base}/v1/batches?{query}>; rel="next"'
-    return response
+    return paging.page_response(page.model_dump_json(), f"{base}/v1/batches", limit, next_cursor)
 
 
 @bp.get("/<batch_id>")
@@ -100,7 +82,7 @@ def batch_results(batch_id: str) -> Response:
     of job states) limits it to those items."""
     svc = services()
     batch = _visible_batch(svc, batch_id)
-    states = _states_arg(request.args.get("state"))
+    states = paging.states_arg()
     base = _base_url(svc)
     lines = (json.dumps(result_line(job, base)) + "\n"
              for job in batches.iter_batch_jobs(svc.session_factory, batch.id, states))
@@ -114,20 +96,17 @@ def add_item(batch_id: str) -> Response:
     svc = services()
     batch = _visible_batch(svc, batch_id)
     if request.mimetype == "multipart/form-data":
-        item, error = _uploaded_item(svc)
+        item, error = batch_sources.uploaded_item(svc.settings, svc.storage)
     else:
-        item, error = _reference_item(svc, _json_body(BatchItemIn), UniqueNames()), None
+        item, error = batch_sources.reference_item(svc.settings, _json_body(BatchItemIn), UniqueNames()), None
     job, created = batches.add_item(svc.session_factory, batch, item)
     if created:
         _queue(svc, batch, [(item, error)])
         job = jobs.get_job(svc.session_factory, job.id)
     elif item.input_key == input_key(item.job_id, item.name):
         svc.storage.delete_prefix(job_prefix(item.job_id))     # the copy we just stored is not needed
-    body = {"job_id": job.id, "name": job.input_name, "state": JobState(job.state).value, "created": created}
+    body = {"job_id": job.id, "name": job.input_name, "state": job.state.value, "created": created}
     return Response(json.dumps(body), status=201 if created else 200, mimetype="application/json")
-
-
-# ---------------------------------------------------------------- sources
 
 
 def _create_from_archive(svc: Services) -> Response:
@@ -135,122 +114,21 @@ def _create_from_archive(svc: Services) -> Response:
     upload = request.files.get("archive")
     if upload is None:
         raise Face3dError("send the zip as a multipart/form-data file field named 'archive'", ErrorCode.INVALID_REQUEST)
-    engine, options = _engine_and_options(svc, _form_options(request.form.get("options")))
-    try:
-        archive = zipfile.ZipFile(upload.stream)    # werkzeug spooled the upload to a temporary file
-    except (zipfile.BadZipFile, OSError):
-        raise Face3dError("'archive' is not a zip file", ErrorCode.UNSUPPORTED_MEDIA_TYPE) from None
+    engine, options = engine_and_options(svc.settings, _form_options(request.form.get("options")))
+    archive, entries = batch_sources.archive_entries(upload)
     with archive:
-        entries = [info for info in archive.infolist() if _is_photo_candidate(info.filename) and not info.is_dir()]
-        if not entries:
-            raise Face3dError("the zip archive holds no files", ErrorCode.VALIDATION_FAILED)
         source = f"archive:{upload.filename or 'upload.zip'}"
         batch = _new_batch(svc, engine, options, source, request.form.get("name"))
-        _ingest(svc, batch, _zip_items(svc, archive, entries))
+        _ingest(svc, batch, batch_sources.zip_items(svc.settings, svc.storage, archive, entries))
     return _batch_response(svc, batch.id, status=201)
 
 
-def _zip_items(svc: Services, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> Iterator[Pending]:
-    names = UniqueNames()
-    limit = svc.settings.max_upload_bytes
-    for info in entries:
-        item = NewItem(name=names(info.filename), input_key="")
-        try:
-            with archive.open(info) as entry:
-                data = entry.read(limit + 1)        # bounded, whatever the header claims
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
-            yield item, Face3dError(f"cannot unpack {info.filename}: {exc}", ErrorCode.INVALID_REQUEST)
-            continue
-        yield _stored_item(svc, item, data)
-
-
-def _uploaded_item(svc: Services) -> Pending:
-    upload = request.files.get("image")
-    if upload is None:
-        raise Face3dError("send the photo as a multipart/form-data file field named 'image'", ErrorCode.INVALID_REQUEST)
-    name = request.form.get("name") or upload.filename or "photo"
-    data = upload.read(svc.settings.max_upload_bytes + 1)
-    return _stored_item(svc, NewItem(name=clip_name(name), input_key=""), data)
-
-
-def _stored_item(svc: Services, item: NewItem, data: bytes) -> Pending:
-    """Store an image's bytes as the item's input (hash known); a non-image fails its own item only."""
-    try:
-        media_type = check_image_bytes(data, svc.settings.max_upload_bytes, name=item.name)
-    except Face3dError as exc:
-        return item, exc
-    key = input_key(item.job_id, item.name)
-    svc.storage.put_bytes(key, data, content_type=media_type)
-    return NewItem(name=item.name, input_key=key, input_size=len(data),
-                   input_sha256=hashlib.sha256(data).hexdigest(), job_id=item.job_id), None
-
-
-def _reference_item(svc: Services, item: BatchItemIn, names: UniqueNames) -> NewItem:
-    if item.key is not None:
-        key = item.key.lstrip("/")
-        if not key.startswith(UPLOADS_PREFIX) or ".." in key.split("/"):
-            raise Face3dError(f"item key {item.key!r} must be under {UPLOADS_PREFIX}", ErrorCode.VALIDATION_FAILED)
-        return NewItem(name=names(item.name or posixpath.basename(key)), input_key=key)
-    bucket, key = _s3_source(svc, item.url or "", is_prefix=False)
-    return NewItem(name=names(item.name or posixpath.basename(key)), input_key=f"s3://{bucket}/{key}")
-
-
-def _s3_source(svc: Services, url: str, *, is_prefix: bool) -> tuple[str, str]:
-    """(bucket, key or prefix) of an s3:// URL the service may read; the service's own files are off limits
-    except its uploads/ folder."""
-    parsed = urlparse(url)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    if parsed.scheme != "s3" or not bucket or (not key and not is_prefix):
-        raise Face3dError(f"{url!r} is not an s3://bucket/{'prefix' if is_prefix else 'key'} URL",
-                          ErrorCode.VALIDATION_FAILED)
-    allowed = svc.settings.batch_s3_buckets
-    if "*" not in allowed and bucket not in allowed:
-        raise Face3dError(f"bucket {bucket!r} is not one this service reads (BATCH_S3_BUCKETS)",
-                          ErrorCode.VALIDATION_FAILED)
-    own = svc.settings.storage_backend == "s3" and bucket == svc.settings.s3_bucket
-    if own and not key.startswith(svc.settings.s3_prefix + UPLOADS_PREFIX):
-        raise Face3dError(f"in the service's own bucket only {svc.settings.s3_prefix}{UPLOADS_PREFIX} may be read",
-                          ErrorCode.VALIDATION_FAILED)
-    return bucket, key
-
-
-def _require_objects(client: Any, bucket: str, prefix: str) -> None:
-    try:
-        found = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
-    except Exception as exc:  # noqa: BLE001 - botocore errors: missing bucket, no access, unreachable
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise Face3dError(f"cannot list s3://{bucket}/{prefix}: {code}", ErrorCode.VALIDATION_FAILED) from exc
-    if not found:
-        raise Face3dError(f"no objects under s3://{bucket}/{prefix}", ErrorCode.VALIDATION_FAILED)
-
-
-def _s3_items(client: Any, bucket: str, prefix: str) -> Iterator[NewItem]:
-    names = UniqueNames()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            relative = key[len(prefix):].lstrip("/") or posixpath.basename(key)
-            if key.endswith("/") or not _is_photo_candidate(relative):
-                continue
-            yield NewItem(name=names(relative), input_key=f"s3://{bucket}/{key}", input_size=int(obj.get("Size", 0)))
-
-
-def _is_photo_candidate(path: str) -> bool:
-    """Skips only system clutter (macOS resource forks, hidden files); anything else is an item, and a non-image
-    fails its own item with a reason."""
-    parts = path.split("/")
-    return "__MACOSX" not in parts and not parts[-1].startswith(".")
-
-
-# ---------------------------------------------------------------- creating and queueing items
-
-
-def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> models.Batch:
+def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> Batch:
     return batches.create_batch(svc.session_factory, engine=engine, options=options, source=source, name=name,
                                 owner_id=current_owner())
 
 
-def _ingest(svc: Services, batch: models.Batch, pending: Iterable[Pending]) -> None:
+def _ingest(svc: Services, batch: Batch, pending: Iterable[Pending]) -> None:
     """Insert and queue items chunk by chunk: one executemany and one broker connection per chunk."""
     iterator = iter(pending)
     while chunk := list(islice(iterator, svc.settings.batch_chunk_size)):
@@ -258,7 +136,7 @@ def _ingest(svc: Services, batch: models.Batch, pending: Iterable[Pending]) -> N
         _queue(svc, batch, chunk)
 
 
-def _queue(svc: Services, batch: models.Batch, chunk: list[Pending]) -> None:
+def _queue(svc: Services, batch: Batch, chunk: list[Pending]) -> None:
     for item, error in chunk:
         if error is not None:
             jobs.mark_failed(svc.session_factory, item.job_id, error.code, error.message)
@@ -271,9 +149,6 @@ def _queue(svc: Services, batch: models.Batch, chunk: list[Pending]) -> None:
         unsent = ready[int(exc.details.get("sent", 0)):]
         jobs.fail_all(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
         raise Face3dError(f"batch {batch.id}: {exc.message}; {len(unsent)} item(s) failed", exc.code) from exc
-
-
-# ---------------------------------------------------------------- parsing helpers
 
 
 def _json_body(model: type[BaseModel]) -> Any:
@@ -296,40 +171,8 @@ def _form_options(raw: str | None) -> JobOptions:
         raise RequestValidationError(exc) from exc
 
 
-def _engine_and_options(svc: Services, options: JobOptions) -> tuple[str, dict[str, Any]]:
-    """The same engine choice and engine options a single POST /v1/jobs would get."""
-    engine = options.engine or svc.settings.default_engine
-    if engine not in engine_names():
-        raise Face3dError(f"unknown engine {engine!r}; choose one of {', '.join(engine_names())}",
-                          ErrorCode.VALIDATION_FAILED)
-    return engine, {**options.engine_options(), "max_pixels": svc.settings.max_pixels}
-
-
-def _limit_arg(value: str | None) -> int:
-    if not value:
-        return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= db.MAX_PAGE:
-        raise Face3dError(f"limit must be an integer from 1 to {db.MAX_PAGE}", ErrorCode.VALIDATION_FAILED)
-    return int(value)
-
-
-def _states_arg(value: str | None) -> list[JobState] | None:
-    if not value:
-        return None
-    if value == "terminal":
-        return list(TERMINAL_STATES)
-    try:
-        return [JobState(part.strip()) for part in value.split(",") if part.strip()]
-    except ValueError:
-        choices = ", ".join(["terminal", *(s.value for s in JobState)])
-        raise Face3dError(f"state must be a comma list of {choices}", ErrorCode.VALIDATION_FAILED) from None
-
-
-def _visible_batch(svc: Services, batch_id: str) -> models.Batch:
+def _visible_batch(svc: Services, batch_id: str) -> Batch:
     return ensure_visible(batches.get_batch(svc.session_factory, batch_id), f"batch {batch_id}")
-
-
-# ---------------------------------------------------------------- responses
 
 
 def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response:
@@ -341,4 +184,4 @@ def _batch_response(svc: Services, batch_id: str, status: int = 200) -> Response
 
 
 def _base_url(svc: Services) -> str:
-    return (svc.settings.public_base_url or request.host_url).rstrip("/")
+    return paging.base_url(svc.settings.public_base_url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from face3d.shared.db import MAX_PAGE
+from face3d.api.paging import DEFAULT_LIMIT, MAX_BATCHES_PAGE, MAX_JOBS_PAGE
 from face3d.shared.states import JobState
 
 REF = "#/components/schemas/{model}"
@@ -119,7 +119,7 @@ def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
 def _page_parameters(max_limit: int) -> list[dict[str, Any]]:
     return [
         {"name": "limit", "in": "query", "description": "Page size (empty: 50).",
-         "schema": _or_empty({"type": "integer", "minimum": 1, "maximum": max_limit, "default": 50})},
+         "schema": _or_empty({"type": "integer", "minimum": 1, "maximum": max_limit, "default": DEFAULT_LIMIT})},
         {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor of the previous page"}]
 
 
@@ -175,7 +175,7 @@ def _list_jobs() -> dict[str, Any]:
         problems=(400, 422), parameters=[
             {"name": "state", "in": "query", "description": "Only jobs in this state (empty: any state).",
              "schema": _or_empty({"type": "string", "enum": [s.value for s in JobState]})},
-            *_page_parameters(max_limit=100)])
+            *_page_parameters(max_limit=MAX_JOBS_PAGE)])
 
 
 def _batch_paths() -> dict[str, Any]:
@@ -207,7 +207,7 @@ def _list_batches() -> dict[str, Any]:
     return _operation(
         "listBatches", "List batches, newest first", "batches",
         {"200": _json("BatchList", "A page of batches", "Link")},
-        problems=(400, 422), parameters=_page_parameters(max_limit=MAX_PAGE))
+        problems=(400, 422), parameters=_page_parameters(max_limit=MAX_BATCHES_PAGE))
 
 
 def _batch_results() -> dict[str, Any]:

@@ -12,12 +12,13 @@ from typing import Any, Mapping
 
 import requests
 
-from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import Backoff, ErrorCode, Face3dError
 from face3d.shared.schema import Job, JobList, JobOptions, sign
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60
 RECONNECT_GIVE_UP_S = 120       # wait() without a timeout stops retrying an unreachable server after this
+RECONNECT_BACKOFF = Backoff(first_s=0.25, max_s=5.0)
 
 
 class ApiError(Face3dError):
@@ -81,7 +82,7 @@ class Face3dClient:
         A server that restarts or is briefly unavailable (connection errors, 502/503/504) is retried with backoff
         until ``timeout``, or for RECONNECT_GIVE_UP_S without a timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        retry = _Backoff()
+        retry = _Reconnect()
         while True:
             remaining = MAX_SERVER_WAIT_S if deadline is None else deadline - time.monotonic()
             try:
@@ -195,24 +196,25 @@ def _transient(error: Face3dError) -> bool:
     return isinstance(error, ServerUnreachable) or (isinstance(error, ApiError) and error.status in (502, 503, 504))
 
 
-class _Backoff:
-    """Sleeps 0.25 s, 0.5 s, 1 s ... up to 5 s between retries; gives up at the deadline or after
-    RECONNECT_GIVE_UP_S of failures in a row."""
+class _Reconnect:
+    """Waits between attempts to reach a server that went away (RECONNECT_BACKOFF), and gives up at the deadline
+    or after RECONNECT_GIVE_UP_S of failures in a row."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.delay, self.failing_since = 0.25, None
+        self.failures, self.failing_since = 0, None
 
     def sleep(self, deadline: float | None) -> bool:
         now = time.monotonic()
         self.failing_since = self.failing_since or now
+        self.failures += 1
+        delay = RECONNECT_BACKOFF.delay(self.failures)
         give_up = deadline if deadline is not None else self.failing_since + RECONNECT_GIVE_UP_S
-        if now + self.delay >= give_up:
+        if now + delay >= give_up:
             return False
-        time.sleep(self.delay)
-        self.delay = min(self.delay * 2, 5.0)
+        time.sleep(delay)
         return True
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from face3d.client.http import ApiError, ServerUnreachable
-from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import Backoff, ErrorCode, Face3dError, retrying
 from face3d.shared.schema import UniqueNames, failed_line
 
 POLL_S = 1.0
@@ -27,6 +27,7 @@ MIN_POLL_S = 0.1
 RESULTS_GROWTH = 0.1            # read the results once 10 % more items finished than lines are written ...
 RESULTS_MAX_WAIT_S = 10.0       # ... or this long after the last read, whichever comes first
 UPLOAD_ATTEMPTS = 5
+UPLOAD_BACKOFF = Backoff(first_s=2.0, max_s=30.0)
 RETRY_STATUSES = (429, 502, 503, 504)
 
 
@@ -357,14 +358,8 @@ def _transient(error: Face3dError) -> bool:
 
 def _retrying(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Retries rate limits, overloads and a briefly unreachable server; other errors are the item's own."""
-    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        try:
-            return call()
-        except Face3dError as exc:
-            if attempt == UPLOAD_ATTEMPTS or not _transient(exc):
-                raise
-            time.sleep(min(2.0 ** attempt, 30.0))
-    raise AssertionError("unreachable")
+    return retrying(call, attempts=UPLOAD_ATTEMPTS, backoff=UPLOAD_BACKOFF,
+                    transient=lambda error: isinstance(error, Face3dError) and _transient(error))
 
 
 def _count_states(results: ResultsFile) -> dict[str, int]:

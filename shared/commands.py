@@ -20,6 +20,7 @@ import click
 from face3d.shared.engines import engine_names
 from face3d.shared.engines.base import Options
 from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.schema import OPTION_BOUNDS, TEXTURE_SIZES
 
 
 
@@ -70,6 +71,14 @@ def _run_one(photo: Path, outdir: Path, engine, options: Options) -> Outcome:
     return Outcome(photo.name, True, line)
 
 
+def option_range(name: str, kind: type = int) -> click.ParamType:
+    """The click range of an engine option: the API's bounds (shared.schema.OPTION_BOUNDS), so both accept the same."""
+    bounds = OPTION_BOUNDS[name]
+    low = bounds.ge if bounds.ge is not None else bounds.gt
+    kinds = {int: click.IntRange, float: click.FloatRange}
+    return kinds[kind](low, bounds.le, min_open=bounds.gt is not None)
+
+
 def _load_engine(name: str):
     from face3d.shared.engines import get_engine
 
@@ -86,13 +95,14 @@ def _load_engine(name: str):
                 type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (one sub-folder per photo when several are given).")
-@click.option("--max-faces", type=click.IntRange(1, 100), default=Options.max_faces, show_default=True)
+@click.option("--max-faces", type=option_range("max_faces"), default=Options.max_faces, show_default=True)
 @click.option("--no-video", is_flag=True, help="Skip turntable.mp4 / turntable.gif.")
-@click.option("--frames", type=click.IntRange(1, 720), default=Options.frames, show_default=True)
-@click.option("--sweep", "sweep_degrees", type=click.FloatRange(0, 360), default=Options.sweep_degrees,
+@click.option("--frames", type=option_range("frames"), default=Options.frames, show_default=True)
+@click.option("--sweep", "sweep_degrees", type=option_range("sweep_degrees", float), default=Options.sweep_degrees,
               show_default=True, help="Turntable yaw sweep in degrees (60 = +-30, 360 = full turn).")
-@click.option("--texture-size", type=click.IntRange(64, 4096), default=Options.texture_size, show_default=True)
-@click.option("--render-size", type=click.IntRange(64, 2048), default=Options.render_size, show_default=True)
+@click.option("--texture-size", type=click.Choice([str(size) for size in TEXTURE_SIZES]),
+              default=str(Options.texture_size), show_default=True, callback=lambda _ctx, _param, value: int(value))
+@click.option("--render-size", type=option_range("render_size"), default=Options.render_size, show_default=True)
 @click.option("--engine", "engine_name", type=click.Choice(list(engine_names())), default="cpu", show_default=True)
 def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, no_video: bool, frames: int,
                 sweep_degrees: float, texture_size: int, render_size: int, engine_name: str) -> None:

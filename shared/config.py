@@ -1,64 +1,25 @@
-"""Every setting of the service, read from the environment, with defaults that run everything on one machine.
+"""Every setting of the service, declared once: its environment variable, its default and what it means. The
+defaults run everything on one machine (SQLite, local files, an embedded broker under FACE3D_DATA_DIR).
 
-| Variable              | Setting               | Default                                   | Meaning |
-|-----------------------|-----------------------|-------------------------------------------|---------|
-| FACE3D_DATA_DIR       | data_dir              | ./data (made absolute)                    | Root for the embedded defaults (SQLite file, local storage, embedded broker). |
-| DATABASE_URL          | database_url          | sqlite:///<data_dir>/face3d.db            | SQLAlchemy URL; `postgresql+psycopg://user@host/db` in production. |
-| BROKER_URL            | broker_url            | embedded                                  | Celery broker URL (`redis://host:6379/0`); `embedded` starts/attaches a local Valkey server under data_dir/broker. |
-| STORAGE_BACKEND       | storage_backend       | local                                     | `local` (files under storage_dir) or `s3` (any S3-compatible service). |
-| STORAGE_DIR           | storage_dir           | <data_dir>/storage                        | Root folder of the local storage backend. |
-| S3_BUCKET             | s3_bucket             | face3d                                    | Bucket for inputs and artifacts (must exist). |
-| S3_PREFIX             | s3_prefix             | (empty)                                   | Key prefix inside the bucket, e.g. `prod/`. |
-| S3_ENDPOINT_URL       | s3_endpoint_url       | (AWS)                                     | Endpoint of an S3-compatible service (MinIO, moto, ...). |
-| S3_PUBLIC_ENDPOINT_URL | s3_public_endpoint_url | S3_ENDPOINT_URL                         | Endpoint put in presigned download URLs, when clients reach storage at another address than the workers (e.g. `http://localhost:9000` for compose's `minio:9000`). |
-| S3_REGION             | s3_region             | AWS_DEFAULT_REGION or us-east-1           | Region used for signing. Credentials come from the usual AWS variables. |
-| PRESIGN_EXPIRY_S      | presign_expiry_s      | 3600                                      | Lifetime of presigned download URLs. |
-| MAX_UPLOAD_BYTES      | max_upload_bytes      | 20971520 (20 MiB)                         | Largest accepted upload. |
-| MAX_PIXELS            | max_pixels            | 50000000                                  | Largest decoded image (decompression-bomb guard). |
-| DEFAULT_ENGINE        | default_engine        | cpu                                       | Engine used when a request names none (`cpu` or `hrn`). |
-| GPU_ENGINES           | gpu_engines           | hrn                                       | Comma-separated engines whose jobs go to the `gpu` queue; others go to `cpu`. |
-| JOB_TIME_LIMIT_S      | job_time_limit_s      | 600                                       | Hard time limit of one job; the job fails with `timeout` shortly before it. |
-| VISIBILITY_TIMEOUT_S  | visibility_timeout_s  | max(3600, 2 * JOB_TIME_LIMIT_S)           | Broker redelivers an unacknowledged job after this; must exceed the time limit. |
-| JOB_MAX_ATTEMPTS      | job_max_attempts      | 3                                         | Deliveries of a job (worker crashes included) before it fails with `worker_lost`. |
-| BROKER_CONNECT_TIMEOUT_S | broker_connect_timeout_s | 3                                   | How long a submit waits for the broker before answering `broker_unavailable`. |
-| WORKER_CONCURRENCY    | worker_concurrency    | 1                                         | Worker processes per `face3d worker` (one engine copy each). |
-| PUBLIC_BASE_URL       | public_base_url       | (none)                                    | Absolute URL of the API as clients see it, for links in responses. |
-| BATCH_CHUNK_SIZE      | batch_chunk_size      | 500                                       | Batch items inserted (one executemany) and queued per chunk. |
-| BATCH_S3_BUCKETS      | batch_s3_buckets      | S3_BUCKET                                 | Comma-separated buckets `s3://` batch sources may read (`*`: any the credentials reach). |
-| MAX_ARCHIVE_BYTES     | max_archive_bytes     | 2147483648 (2 GiB)                        | Largest zip accepted by POST /v1/batches (spooled to disk, read entry by entry). |
-| HEARTBEAT_INTERVAL_S  | heartbeat_interval_s  | 5                                         | How often a worker stamps heartbeat_at on the job it runs. |
-| HEARTBEAT_TIMEOUT_S   | heartbeat_timeout_s   | 30                                        | A running job whose heartbeat is older is taken as lost (requeued, or failed `worker_lost`). |
-| QUEUED_RESEND_AFTER_S | queued_resend_after_s | 300                                       | The sweeper resends the message of a job queued longer than this (lost broker messages). |
-| SWEEPER_INTERVAL_S    | sweeper_interval_s    | 10                                        | Seconds between two sweeps of `face3d sweeper` (also run by `face3d serve`). |
-| IMAGE_URL_ALLOW_PRIVATE | image_url_allow_private | 0                                     | 1: `image_url` may point at private/loopback addresses (tests, labs only). |
-| IMAGE_URL_ALLOW_NETWORKS | image_url_allow_networks | (none)                              | Comma-separated CIDRs `image_url` may reach even though private, e.g. `10.1.0.0/16`. |
-| IMAGE_URL_TIMEOUT_S   | image_url_timeout_s   | 10                                        | Total time allowed to fetch an `image_url` (all redirects included). |
-| IMAGE_URL_MAX_REDIRECTS | image_url_max_redirects | 3                                     | Redirects followed for an `image_url`; each hop is checked again. |
-| AUTH_MODE             | auth_mode             | off                                       | `on`: every /v1 request needs `Authorization: Bearer <key>` (keys from `face3d keys create`); `off`: open, logged loudly. |
-| FACE3D_ENV            | environment           | development                               | `production` refuses to start unless AUTH_MODE=on and at least one active key exists. |
-| RATE_LIMIT_SUBMIT     | rate_limit_submit     | 30/minute                                 | Per key: POST/DELETE requests (submits, cancels, deletes) per window, `N/second|minute|hour`; `off` disables. |
-| RATE_LIMIT_READ       | rate_limit_read       | 600/minute                                | Per key: GET requests per window, same format. |
-| RATE_LIMIT_BATCH_ITEMS | rate_limit_batch_items | 600/minute                              | Per key: item uploads to a batch (POST /v1/batches/{id}/items), their own bucket instead of RATE_LIMIT_SUBMIT's; same format. |
-| MAX_ACTIVE_JOBS_PER_KEY | max_active_jobs_per_key | 100                                     | Queued + running jobs one key may have (batch items not counted); more submits get 429 `too_many_active_jobs`. 0: no cap. |
-| RATE_LIMIT_REDIS_URL  | rate_limit_redis_url  | the broker's Redis                        | Redis for the rate-limit counters; without one, counters live in the API process. |
-| WEBHOOK_SECRET        | webhook_secret        | (none)                                    | `whsec_<base64>` signing secret for webhooks while AUTH_MODE=off (with auth on, each key has its own). |
-| WEBHOOK_ALLOW_PRIVATE | webhook_allow_private | 0                                         | 1: webhook URLs may point at private/loopback addresses (tests, labs). |
-| WEBHOOK_MAX_ATTEMPTS  | webhook_max_attempts  | 6                                         | Delivery attempts of one webhook before giving up. |
-| WEBHOOK_BACKOFF_S     | webhook_backoff_s     | 5                                         | Delay before the 2nd attempt; doubles for each further attempt. |
-| WEBHOOK_TIMEOUT_S     | webhook_timeout_s     | 5                                         | Time limit of one delivery POST. |
+``load_settings()`` reads the environment by looping over the declarations; a default that depends on another
+setting (database_url on data_dir, ...) is derived in one place, ``Settings.__post_init__``, so Settings built
+directly behave the same. The README's configuration table is checked against ``documented_settings()``.
 """
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from face3d.shared.errors import ErrorCode, Face3dError
 
 EMBEDDED_BROKER = "embedded"
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()     # "take the default"
+DERIVED: Any = type("Derived", (), {"__repr__": lambda self: "DERIVED"})()  # "computed from other settings"
+_RATE_WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 class ConfigError(Face3dError):
@@ -67,155 +28,241 @@ class ConfigError(Face3dError):
     code = ErrorCode.INVALID_REQUEST
 
 
+# ---------------------------------------------------------------- how a raw value is read (UNSET: the default)
+
+
+def text(raw: str) -> Any:
+    return raw or UNSET
+
+
+def lowercase(raw: str) -> Any:
+    return raw.lower() if raw else UNSET
+
+
+def word(raw: str) -> Any:
+    return raw.strip().lower() if raw else UNSET
+
+
+def path(raw: str) -> Any:
+    return Path(raw).resolve() if raw else UNSET
+
+
+def names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list; an empty value is an empty list, not the default."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def names_or_default(raw: str) -> Any:
+    return names(raw) if raw else UNSET
+
+
+def number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def read(raw: str) -> Any:
+        if not raw.strip():
+            return UNSET
+        return kind(raw.strip())
+    read.__name__ = kind.__name__
+    return read
+
+
+def flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError("must be 1 or 0")
+
+
+def rate(raw: str) -> Any:
+    """`N/minute` (or second, hour, day) -> (N, window seconds); `off` or `0` -> None (no limit)."""
+    value = raw.strip().lower()
+    if not value:
+        return UNSET
+    if value in ("off", "0", "none"):
+        return None
+    count, _, unit = value.partition("/")
+    if not count.strip().isdigit() or unit.strip() not in _RATE_WINDOWS or int(count) <= 0:
+        raise ValueError(f"must look like 30/minute (units: {', '.join(_RATE_WINDOWS)}) or off")
+    return int(count), _RATE_WINDOWS[unit.strip()]
+
+
+# ---------------------------------------------------------------- the declarations
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str                    # the environment variable
+    doc: str                    # what it means (the README table's third column)
+    shown: str                  # the default as the README shows it
+    parse: Callable[[str], Any]
+    fallback_env: str | None = None     # read when ``env`` is unset or empty
+
+
+def setting(env: str, default: Any, doc: str, parse: Callable[[str], Any] = text, shown: str | None = None,
+            fallback_env: str | None = None) -> Any:
+    shown = shown if shown is not None else "(none)" if default is None else str(default)
+    return field(default=default, metadata={"setting": Setting(env, doc, shown, parse, fallback_env)})
+
+
+INT, FLOAT = number(int), number(float)
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path
-    database_url: str
-    broker_url: str = EMBEDDED_BROKER
-    storage_backend: str = "local"
-    storage_dir: Path = Path("data/storage")
-    s3_bucket: str = "face3d"
-    s3_prefix: str = ""
-    s3_endpoint_url: str | None = None
-    s3_public_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    presign_expiry_s: int = 3600
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    default_engine: str = "cpu"
-    gpu_engines: tuple[str, ...] = ("hrn",)
-    job_time_limit_s: int = 600
-    visibility_timeout_s: int = 3600
-    job_max_attempts: int = 3
-    broker_connect_timeout_s: float = 3.0
-    worker_concurrency: int = 1
-    public_base_url: str | None = None
-    batch_chunk_size: int = 500
-    batch_s3_buckets: tuple[str, ...] = ()
-    max_archive_bytes: int = 2 * 1024 ** 3
-    heartbeat_interval_s: float = 5.0
-    heartbeat_timeout_s: float = 30.0
-    queued_resend_after_s: float = 300.0
-    sweeper_interval_s: float = 10.0
-    image_url_allow_private: bool = False
-    image_url_allow_networks: tuple[str, ...] = ()
-    image_url_timeout_s: float = 10.0
-    image_url_max_redirects: int = 3
-    auth_mode: str = "off"
-    environment: str = "development"
-    rate_limit_submit: tuple[int, int] | None = (30, 60)
-    rate_limit_read: tuple[int, int] | None = (600, 60)
-    rate_limit_batch_items: tuple[int, int] | None = (600, 60)
-    max_active_jobs_per_key: int = 100
-    rate_limit_redis_url: str | None = None
-    webhook_secret: str | None = None
-    webhook_allow_private: bool = False
-    webhook_max_attempts: int = 6
-    webhook_backoff_s: float = 5.0
-    webhook_timeout_s: float = 5.0
+    data_dir: Path = setting("FACE3D_DATA_DIR", DERIVED,
+            "Root for the embedded defaults (SQLite file, local storage, embedded broker).",
+            path, "./data (made absolute)")
+    database_url: str = setting("DATABASE_URL", DERIVED,
+            "SQLAlchemy URL; `postgresql+psycopg://user@host/db` in production.",
+            shown="sqlite:///<data_dir>/face3d.db")
+    broker_url: str = setting("BROKER_URL", EMBEDDED_BROKER,
+            "Celery broker URL (`redis://host:6379/0`); `embedded` starts/attaches a local Valkey server under "
+            "data_dir/broker.")
+    storage_backend: str = setting("STORAGE_BACKEND", "local",
+            "`local` (files under storage_dir) or `s3` (any S3-compatible service).", lowercase)
+    storage_dir: Path = setting("STORAGE_DIR", DERIVED,
+            "Root folder of the local storage backend.", path, "<data_dir>/storage")
+    s3_bucket: str = setting("S3_BUCKET", "face3d", "Bucket for inputs and artifacts (must exist).")
+    s3_prefix: str = setting("S3_PREFIX", "", "Key prefix inside the bucket, e.g. `prod/`.", shown="(empty)")
+    s3_endpoint_url: str | None = setting("S3_ENDPOINT_URL", None,
+            "Endpoint of an S3-compatible service (MinIO, moto, ...).", shown="(AWS)")
+    s3_public_endpoint_url: str | None = setting("S3_PUBLIC_ENDPOINT_URL", None,
+            "Endpoint put in presigned download URLs, when clients reach storage at another address than the "
+            "workers (e.g. `http://localhost:9000` for compose's `minio:9000`).", shown="S3_ENDPOINT_URL")
+    s3_region: str = setting("S3_REGION", "us-east-1",
+            "Region used for signing. Credentials come from the usual AWS variables.",
+            shown="AWS_DEFAULT_REGION or us-east-1", fallback_env="AWS_DEFAULT_REGION")
+    presign_expiry_s: int = setting("PRESIGN_EXPIRY_S", 3600, "Lifetime of presigned download URLs.", INT)
+    max_upload_bytes: int = setting("MAX_UPLOAD_BYTES", 20 * 1024 * 1024,
+            "Largest accepted upload.", INT, "20971520 (20 MiB)")
+    max_pixels: int = setting("MAX_PIXELS", 50_000_000, "Largest decoded image (decompression-bomb guard).", INT)
+    default_engine: str = setting("DEFAULT_ENGINE", "cpu", "Engine used when a request names none (`cpu` or `hrn`).")
+    gpu_engines: tuple[str, ...] = setting("GPU_ENGINES", ("hrn",),
+            "Comma-separated engines whose jobs go to the `gpu` queue; others go to `cpu`.", names, "hrn")
+    job_time_limit_s: int = setting("JOB_TIME_LIMIT_S", 600,
+            "Hard time limit of one job; the job fails with `timeout` shortly before it.", INT)
+    visibility_timeout_s: int = setting("VISIBILITY_TIMEOUT_S", DERIVED,
+            "Broker redelivers an unacknowledged job after this; must exceed the time limit.",
+            INT, "max(3600, 2 * JOB_TIME_LIMIT_S)")
+    job_max_attempts: int = setting("JOB_MAX_ATTEMPTS", 3,
+            "Deliveries of a job (worker crashes included) before it fails with `worker_lost`.", INT)
+    broker_connect_timeout_s: float = setting("BROKER_CONNECT_TIMEOUT_S", 3.0,
+            "How long a submit waits for the broker before answering `broker_unavailable`.", FLOAT, "3")
+    worker_concurrency: int = setting("WORKER_CONCURRENCY", 1,
+            "Worker processes per `face3d worker` (one engine copy each).", INT)
+    public_base_url: str | None = setting("PUBLIC_BASE_URL", None,
+            "Absolute URL of the API as clients see it, for links in responses.")
+    batch_chunk_size: int = setting("BATCH_CHUNK_SIZE", 500,
+            "Batch items inserted (one executemany) and queued per chunk.", INT)
+    batch_s3_buckets: tuple[str, ...] = setting("BATCH_S3_BUCKETS", DERIVED,
+            "Comma-separated buckets `s3://` batch sources may read (`*`: any the credentials reach).",
+            names_or_default, "S3_BUCKET")
+    max_archive_bytes: int = setting("MAX_ARCHIVE_BYTES", 2 * 1024 ** 3,
+            "Largest zip accepted by POST /v1/batches (spooled to disk, read entry by entry).",
+            INT, "2147483648 (2 GiB)")
+    heartbeat_interval_s: float = setting("HEARTBEAT_INTERVAL_S", 5.0,
+            "How often a worker stamps heartbeat_at on the job it runs.", FLOAT, "5")
+    heartbeat_timeout_s: float = setting("HEARTBEAT_TIMEOUT_S", 30.0,
+            "A running job whose heartbeat is older is taken as lost (requeued, or failed `worker_lost`).",
+            FLOAT, "30")
+    queued_resend_after_s: float = setting("QUEUED_RESEND_AFTER_S", 300.0,
+            "The sweeper resends the message of a job queued longer than this (lost broker messages).", FLOAT, "300")
+    sweeper_interval_s: float = setting("SWEEPER_INTERVAL_S", 10.0,
+            "Seconds between two sweeps of `face3d sweeper` (also run by `face3d serve`).", FLOAT, "10")
+    image_url_allow_private: bool = setting("IMAGE_URL_ALLOW_PRIVATE", False,
+            "1: `image_url` may point at private/loopback addresses (tests, labs only).", flag, "0")
+    image_url_allow_networks: tuple[str, ...] = setting("IMAGE_URL_ALLOW_NETWORKS", (),
+            "Comma-separated CIDRs `image_url` may reach even though private, e.g. `10.1.0.0/16`.", names, "(none)")
+    image_url_timeout_s: float = setting("IMAGE_URL_TIMEOUT_S", 10.0,
+            "Total time allowed to fetch an `image_url` (all redirects included).", FLOAT, "10")
+    image_url_max_redirects: int = setting("IMAGE_URL_MAX_REDIRECTS", 3,
+            "Redirects followed for an `image_url`; each hop is checked again.", INT)
+    auth_mode: str = setting("AUTH_MODE", "off",
+            "`on`: every /v1 request needs `Authorization: Bearer <key>` (keys from `face3d keys create`); `off`: "
+            "open, logged loudly.", word)
+    environment: str = setting("FACE3D_ENV", "development",
+            "`production` refuses to start unless AUTH_MODE=on and at least one active key exists.", word)
+    rate_limit_submit: tuple[int, int] | None = setting("RATE_LIMIT_SUBMIT", (30, 60),
+            "Per key: POST/DELETE requests (submits, cancels, deletes) per window, `N/second|minute|hour`; `off` "
+            "disables.", rate, "30/minute")
+    rate_limit_read: tuple[int, int] | None = setting("RATE_LIMIT_READ", (600, 60),
+            "Per key: GET requests per window, same format.", rate, "600/minute")
+    rate_limit_batch_items: tuple[int, int] | None = setting("RATE_LIMIT_BATCH_ITEMS", (600, 60),
+            "Per key: item uploads to a batch (POST /v1/batches/{id}/items), their own bucket instead of "
+            "RATE_LIMIT_SUBMIT's; same format.", rate, "600/minute")
+    max_active_jobs_per_key: int = setting("MAX_ACTIVE_JOBS_PER_KEY", 100,
+            "Queued + running jobs one key may have (batch items not counted); more submits get 429 "
+            "`too_many_active_jobs`. 0: no cap.", INT)
+    rate_limit_redis_url: str | None = setting("RATE_LIMIT_REDIS_URL", None,
+            "Redis for the rate-limit counters; without one, counters live in the API process.",
+            shown="the broker's Redis")
+    webhook_secret: str | None = setting("WEBHOOK_SECRET", None,
+            "`whsec_<base64>` signing secret for webhooks while AUTH_MODE=off (with auth on, each key has its own).")
+    webhook_allow_private: bool = setting("WEBHOOK_ALLOW_PRIVATE", False,
+            "1: webhook URLs may point at private/loopback addresses (tests, labs).", flag, "0")
+    webhook_max_attempts: int = setting("WEBHOOK_MAX_ATTEMPTS", 6,
+            "Delivery attempts of one webhook before giving up.", INT)
+    webhook_backoff_s: float = setting("WEBHOOK_BACKOFF_S", 5.0,
+            "Delay before the 2nd attempt; doubles for each further attempt.", FLOAT, "5")
+    webhook_timeout_s: float = setting("WEBHOOK_TIMEOUT_S", 5.0, "Time limit of one delivery POST.", FLOAT, "5")
+
+    def __post_init__(self) -> None:
+        """The defaults that depend on other settings, the one place they are computed."""
+        for name, derive in _DERIVED_DEFAULTS.items():
+            if getattr(self, name) is DERIVED:
+                object.__setattr__(self, name, derive(self))
 
     @property
     def uses_embedded_broker(self) -> bool:
         return self.broker_url == EMBEDDED_BROKER
 
 
+_DERIVED_DEFAULTS: dict[str, Callable[[Settings], Any]] = {
+    "data_dir": lambda s: Path("data").resolve(),
+    "database_url": lambda s: f"sqlite:///{s.data_dir / 'face3d.db'}",
+    "storage_dir": lambda s: (s.data_dir / "storage").resolve(),
+    "visibility_timeout_s": lambda s: max(3600, 2 * s.job_time_limit_s),
+    "batch_s3_buckets": lambda s: names(s.s3_bucket),
+}
+
+
+def documented_settings() -> list[Setting]:
+    """Every setting's declaration, in the order of the README's configuration table."""
+    return [f.metadata["setting"] for f in dataclasses.fields(Settings)]
+
+
+# ---------------------------------------------------------------- reading them
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from ``env`` (default: os.environ); keyword overrides win over the environment."""
     env = os.environ if env is None else env
-    data_dir = Path(overrides.pop("data_dir", None) or env.get("FACE3D_DATA_DIR") or "data").resolve()
-    time_limit = _read(env, "JOB_TIME_LIMIT_S", int, 600)
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "database_url": env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'face3d.db'}",
-        "broker_url": env.get("BROKER_URL") or EMBEDDED_BROKER,
-        "storage_backend": (env.get("STORAGE_BACKEND") or "local").lower(),
-        "storage_dir": Path(env.get("STORAGE_DIR") or data_dir / "storage").resolve(),
-        "s3_bucket": env.get("S3_BUCKET") or "face3d",
-        "s3_prefix": env.get("S3_PREFIX", ""),
-        "s3_endpoint_url": env.get("S3_ENDPOINT_URL") or None,
-        "s3_public_endpoint_url": env.get("S3_PUBLIC_ENDPOINT_URL") or None,
-        "s3_region": env.get("S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        "presign_expiry_s": _read(env, "PRESIGN_EXPIRY_S", int, 3600),
-        "max_upload_bytes": _read(env, "MAX_UPLOAD_BYTES", int, 20 * 1024 * 1024),
-        "max_pixels": _read(env, "MAX_PIXELS", int, 50_000_000),
-        "default_engine": env.get("DEFAULT_ENGINE") or "cpu",
-        "gpu_engines": _split(env.get("GPU_ENGINES", "hrn")),
-        "job_time_limit_s": time_limit,
-        "visibility_timeout_s": _read(env, "VISIBILITY_TIMEOUT_S", int, max(3600, 2 * time_limit)),
-        "job_max_attempts": _read(env, "JOB_MAX_ATTEMPTS", int, 3),
-        "broker_connect_timeout_s": _read(env, "BROKER_CONNECT_TIMEOUT_S", float, 3.0),
-        "worker_concurrency": _read(env, "WORKER_CONCURRENCY", int, 1),
-        "public_base_url": env.get("PUBLIC_BASE_URL") or None,
-        "batch_chunk_size": _read(env, "BATCH_CHUNK_SIZE", int, 500),
-        "batch_s3_buckets": _split(env.get("BATCH_S3_BUCKETS") or env.get("S3_BUCKET") or "face3d"),
-        "max_archive_bytes": _read(env, "MAX_ARCHIVE_BYTES", int, 2 * 1024 ** 3),
-        "heartbeat_interval_s": _read(env, "HEARTBEAT_INTERVAL_S", float, 5.0),
-        "heartbeat_timeout_s": _read(env, "HEARTBEAT_TIMEOUT_S", float, 30.0),
-        "queued_resend_after_s": _read(env, "QUEUED_RESEND_AFTER_S", float, 300.0),
-        "sweeper_interval_s": _read(env, "SWEEPER_INTERVAL_S", float, 10.0),
-        "image_url_allow_private": _flag(env, "IMAGE_URL_ALLOW_PRIVATE"),
-        "image_url_allow_networks": _split(env.get("IMAGE_URL_ALLOW_NETWORKS", "")),
-        "image_url_timeout_s": _read(env, "IMAGE_URL_TIMEOUT_S", float, 10.0),
-        "image_url_max_redirects": _read(env, "IMAGE_URL_MAX_REDIRECTS", int, 3),
-        "auth_mode": (env.get("AUTH_MODE") or "off").strip().lower(),
-        "environment": (env.get("FACE3D_ENV") or "development").strip().lower(),
-        "rate_limit_submit": _rate(env, "RATE_LIMIT_SUBMIT", (30, 60)),
-        "rate_limit_read": _rate(env, "RATE_LIMIT_READ", (600, 60)),
-        "rate_limit_batch_items": _rate(env, "RATE_LIMIT_BATCH_ITEMS", (600, 60)),
-        "max_active_jobs_per_key": _read(env, "MAX_ACTIVE_JOBS_PER_KEY", int, 100),
-        "rate_limit_redis_url": env.get("RATE_LIMIT_REDIS_URL") or None,
-        "webhook_secret": env.get("WEBHOOK_SECRET") or None,
-        "webhook_allow_private": _flag(env, "WEBHOOK_ALLOW_PRIVATE"),
-        "webhook_max_attempts": _read(env, "WEBHOOK_MAX_ATTEMPTS", int, 6),
-        "webhook_backoff_s": _read(env, "WEBHOOK_BACKOFF_S", float, 5.0),
-        "webhook_timeout_s": _read(env, "WEBHOOK_TIMEOUT_S", float, 5.0),
-    }
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    values.update(overrides)
-    settings = Settings(**values)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    if set(overrides) - known:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(set(overrides) - known))}")
+    if "data_dir" in overrides:         # a given folder is made absolute; None leaves it to FACE3D_DATA_DIR
+        data_dir = overrides.pop("data_dir")
+        overrides.update({"data_dir": Path(data_dir).resolve()} if data_dir else {})
+    values = {f.name: _read(env, f.metadata["setting"]) for f in dataclasses.fields(Settings)}
+    values = {name: value for name, value in values.items() if value is not UNSET}
+    settings = Settings(**{**values, **overrides})
     _validate(settings)
     return settings
 
 
-def _read(env: Mapping[str, str], name: str, kind: Callable[[str], Any], default: Any) -> Any:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _read(env: Mapping[str, str], declared: Setting) -> Any:
+    raw = env.get(declared.env)
+    if declared.fallback_env and not raw:
+        raw = env.get(declared.fallback_env)
+    if raw is None:
+        return UNSET
     try:
-        return kind(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
-
-
-_RATE_WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-def _rate(env: Mapping[str, str], name: str, default: tuple[int, int]) -> tuple[int, int] | None:
-    """`N/minute` (or second, hour, day) -> (N, window seconds); `off` or `0` -> None (no limit)."""
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("off", "0", "none"):
-        return None
-    count, _, unit = raw.partition("/")
-    if not count.strip().isdigit() or unit.strip() not in _RATE_WINDOWS or int(count) <= 0:
-        raise ConfigError(f"{name}={raw!r} must look like 30/minute (units: {', '.join(_RATE_WINDOWS)}) or off")
-    return int(count), _RATE_WINDOWS[unit.strip()]
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name}={raw!r} must be 1 or 0")
-
-
-def _split(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return declared.parse(raw)
+    except ValueError as exc:
+        kind = declared.parse.__name__
+        reason = f"is not a valid {kind}" if kind in ("int", "float") else str(exc)
+        raise ConfigError(f"{declared.env}={raw!r} {reason}") from None
 
 
 def _validate(settings: Settings) -> None:
@@ -223,8 +270,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"STORAGE_BACKEND must be 'local' or 's3', not {settings.storage_backend!r}")
     positive = ("presign_expiry_s", "max_upload_bytes", "max_pixels", "job_time_limit_s", "job_max_attempts",
                 "worker_concurrency", "broker_connect_timeout_s", "heartbeat_interval_s", "queued_resend_after_s",
-                "batch_chunk_size", "max_archive_bytes",
-                "sweeper_interval_s", "image_url_timeout_s")
+                "batch_chunk_size", "max_archive_bytes", "sweeper_interval_s", "image_url_timeout_s")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name.upper()} must be positive")
@@ -232,6 +278,15 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"AUTH_MODE must be 'off' or 'on', not {settings.auth_mode!r}")
     if settings.webhook_max_attempts <= 0 or settings.webhook_timeout_s <= 0 or settings.webhook_backoff_s < 0:
         raise ConfigError("WEBHOOK_MAX_ATTEMPTS and WEBHOOK_TIMEOUT_S must be positive, WEBHOOK_BACKOFF_S >= 0")
+    _validate_liveness(settings)
+    for network in settings.image_url_allow_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"IMAGE_URL_ALLOW_NETWORKS: {network!r} is not a CIDR like 10.1.0.0/16") from None
+
+
+def _validate_liveness(settings: Settings) -> None:
     if settings.visibility_timeout_s <= settings.job_time_limit_s:
         # Otherwise the broker hands a still-running job to a second worker.
         raise ConfigError("VISIBILITY_TIMEOUT_S must be larger than JOB_TIME_LIMIT_S")
@@ -240,8 +295,3 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("HEARTBEAT_TIMEOUT_S must be at least twice HEARTBEAT_INTERVAL_S")
     if settings.image_url_max_redirects < 0:
         raise ConfigError("IMAGE_URL_MAX_REDIRECTS must not be negative")
-    for network in settings.image_url_allow_networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigError(f"IMAGE_URL_ALLOW_NETWORKS: {network!r} is not a CIDR like 10.1.0.0/16") from None

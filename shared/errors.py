@@ -1,10 +1,19 @@
-"""Error codes (stable strings seen by API clients and in result.json) and the exception types that carry them.
+"""Error codes (stable strings seen by API clients and in result.json), the exception types that carry them, and
+the one way to wait between attempts after a transient error (``Backoff``, ``retrying``).
 
 The HTTP status of each code is the API's business: api/problems.py maps every error exactly once, at the edge.
+This module is one of the two the client may import (with shared/schema.py), so the client's retries use the same
+backoff as the workers' storage retries and the webhook deliveries.
 """
 from __future__ import annotations
 
 import enum
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class ErrorCode(str, enum.Enum):
@@ -75,3 +84,28 @@ class JobCanceled(Face3dError):
     """Raised at a stage boundary when the job was canceled while running."""
 
     code = ErrorCode.CANCELED
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``first_s`` after the first failure, doubling after each further one, at most ``max_s``."""
+
+    first_s: float
+    max_s: float = math.inf
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed attempts in a row (1-based)."""
+        return min(self.max_s, self.first_s * 2 ** (failures - 1))
+
+
+def retrying(call: Callable[[], T], *, attempts: int, backoff: Backoff, transient: Callable[[Exception], bool],
+             sleep: Callable[[float], None] = time.sleep) -> T:
+    """``call()``, tried up to ``attempts`` times while it fails with an error ``transient`` accepts."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts or not transient(exc):
+                raise
+            sleep(backoff.delay(attempt))
+    raise AssertionError("unreachable")

@@ -7,8 +7,10 @@ Rows are only read through their attributes; their type is named for readers, ne
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,9 +25,30 @@ if TYPE_CHECKING:
     from face3d.shared.models import Batch
     from face3d.shared.models import Job as JobRow
 
-TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 MAX_ITEM_NAME = 255             # a batch item's name (the jobs.input_name column)
 WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The accepted range of a numeric option (pydantic's names); the API schema and `face3d reconstruct` read it."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+
+    def limits(self) -> dict[str, float]:
+        return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
+
+
+# The engine options' ranges, declared once. Their defaults are the engine's (shared/engines/base.py Options).
+OPTION_BOUNDS: dict[str, Bounds] = {
+    "max_faces": Bounds(ge=1, le=50),
+    "frames": Bounds(ge=1, le=360),
+    "sweep_degrees": Bounds(gt=0, le=360),
+    "render_size": Bounds(ge=64, le=2048),
+}
+TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 
 
 class JobOptions(BaseModel):
@@ -34,12 +57,15 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     engine: str | None = Field(None, description="Engine name (cpu | hrn); default: the server's default engine.")
-    max_faces: int | None = Field(None, ge=1, le=50, description="Reconstruct at most this many faces.")
+    max_faces: int | None = Field(None, **OPTION_BOUNDS["max_faces"].limits(),
+                                  description="Reconstruct at most this many faces.")
     video: bool | None = Field(None, description="Render turntable.mp4 / turntable.gif.")
-    frames: int | None = Field(None, ge=1, le=360, description="Turntable frame count.")
-    sweep_degrees: float | None = Field(None, gt=0, le=360, description="Total yaw sweep of the turntable.")
+    frames: int | None = Field(None, **OPTION_BOUNDS["frames"].limits(), description="Turntable frame count.")
+    sweep_degrees: float | None = Field(None, **OPTION_BOUNDS["sweep_degrees"].limits(),
+                                        description="Total yaw sweep of the turntable.")
     texture_size: int | None = Field(None, description="UV atlas side: 256, 512, 1024, 2048 or 4096.")
-    render_size: int | None = Field(None, ge=64, le=2048, description="Turntable frame side in pixels.")
+    render_size: int | None = Field(None, **OPTION_BOUNDS["render_size"].limits(),
+                                    description="Turntable frame side in pixels.")
     webhook_url: str | None = Field(None, max_length=2000, description="POSTed a signed event when the job "
                                     "finishes (Standard Webhooks); public http(s) hosts only.")
 

@@ -23,7 +23,7 @@ import urllib3
 from face3d.shared import keys, netguard
 from face3d.shared.config import Settings
 from face3d.shared.db import SessionFactory, utcnow
-from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.errors import Backoff, ErrorCode, Face3dError, NotFound
 from face3d.shared.jobs import get_job
 from face3d.shared.models import Job, WebhookDelivery
 from face3d.shared.schema import sign, webhook_event
@@ -100,7 +100,7 @@ def message_id(job_id: str) -> str:
 
 def backoff_s(settings: Settings, attempt: int) -> float:
     """Delay after failed attempt ``attempt`` (1-based): base, 2 x base, 4 x base, ..."""
-    return settings.webhook_backoff_s * 2 ** (attempt - 1)
+    return Backoff(settings.webhook_backoff_s).delay(attempt)
 
 
 def signing_secret(sf: SessionFactory, owner_id: str | None, settings: Settings) -> str | None:

@@ -8,16 +8,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
-from urllib.parse import urlparse
 
 from celery import shared_task
 
 from face3d.shared import batches, jobs, models
-from face3d.shared.errors import ErrorCode, Face3dError, NotFound
+from face3d.shared.errors import Face3dError, NotFound
 from face3d.shared.imaging import check_image_bytes
 from face3d.shared.queue import BATCH_TASK_NAME
 from face3d.shared.states import JobState
-from face3d.shared.storage import input_key, make_s3_client
+from face3d.shared.storage import input_key, make_s3_client, read_source
 from face3d.worker.context import WorkerContext, context_for
 from face3d.worker.heartbeat import worker_identity
 from face3d.worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
@@ -76,12 +75,4 @@ def _read_input(ctx: WorkerContext, job: models.Job) -> models.Job | None:
 def _fetch(ctx: WorkerContext, key: str) -> bytes:
     if not key.startswith("s3://"):
         return with_storage_retries(lambda: ctx.storage.get_bytes(key))
-    parsed = urlparse(key)
-    client = make_s3_client(ctx.settings.s3_endpoint_url, ctx.settings.s3_region)
-    try:
-        return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this item only
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        missing = code in ("NoSuchKey", "404", "NoSuchBucket")
-        error = ErrorCode.NOT_FOUND if missing else ErrorCode.STORAGE_UNAVAILABLE
-        raise Face3dError(f"cannot read {key}: {code}", error) from exc
+    return read_source(make_s3_client(ctx.settings.s3_endpoint_url, ctx.settings.s3_region), key)

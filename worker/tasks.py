@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -20,7 +19,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from face3d.shared import db, jobs, models
 from face3d.shared.engines import Options, get_engine
-from face3d.shared.errors import ErrorCode, Face3dError, InputError, JobCanceled, NotFound, StorageUnavailable
+from face3d.shared.errors import (Backoff, ErrorCode, Face3dError, InputError, JobCanceled, NotFound,
+                                  StorageUnavailable, retrying)
 from face3d.shared.states import JobState
 from face3d.shared.queue import TASK_NAME
 from face3d.shared.storage import Storage, content_type_for, output_key
@@ -31,7 +31,7 @@ from face3d.worker.webhooks import notify_finished
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STORAGE_ATTEMPTS = 3
-STORAGE_BACKOFF_S = 0.5
+STORAGE_BACKOFF = Backoff(first_s=0.5)
 
 
 class JobTask(Task):
@@ -134,14 +134,8 @@ def _upload(storage: Storage, job_id: str, path: Path) -> dict[str, Any]:
 
 
 def with_storage_retries(action: Callable[[], T], attempts: int = STORAGE_ATTEMPTS) -> T:
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except StorageUnavailable:
-            if attempt == attempts:
-                raise
-            time.sleep(STORAGE_BACKOFF_S * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
+    return retrying(action, attempts=attempts, backoff=STORAGE_BACKOFF,
+                    transient=lambda error: isinstance(error, StorageUnavailable))
 
 
 def options_for_engine(raw: dict[str, Any] | None) -> Options:

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from face3d.shared.storage.base import Storage, content_type_for, input_key, job_prefix, output_key, validate_key
 from face3d.shared.storage.local import LocalStorage
-from face3d.shared.storage.s3 import S3Storage, make_s3_client
+from face3d.shared.storage.s3 import S3Storage, make_s3_client, read_source, s3_error_code
 
 if TYPE_CHECKING:
     from face3d.shared.config import Settings
@@ -21,4 +21,4 @@ def make_storage(settings: "Settings") -> Storage:
 
 
 __all__ = ["Storage", "LocalStorage", "S3Storage", "make_storage", "make_s3_client", "input_key", "output_key",
-           "job_prefix", "content_type_for", "validate_key"]
+           "job_prefix", "content_type_for", "validate_key", "read_source", "s3_error_code"]

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from face3d.shared.errors import NotFound, StorageUnavailable
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound, StorageUnavailable
 from face3d.shared.storage.base import content_type_for, sanitize_name, validate_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_MISSING_SOURCE = {"NoSuchKey", "404", "NoSuchBucket"}
 
 
 def make_s3_client(endpoint_url: str | None, region: str) -> Any:
@@ -22,6 +24,23 @@ def make_s3_client(endpoint_url: str | None, region: str) -> Any:
         s3={"addressing_style": "path" if endpoint_url else "auto"},
     )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def s3_error_code(exc: Exception) -> str:
+    """The S3 error code of a botocore error (``NoSuchKey``, ``AccessDenied``, ...), else the exception's name."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+
+
+def read_source(client: Any, url: str) -> bytes:
+    """The bytes of an ``s3://bucket/key`` batch source, read with ``client`` (not the service's own Storage: the
+    source may be any bucket BATCH_S3_BUCKETS allows). Missing: not_found; anything else: storage_unavailable."""
+    parsed = urlparse(url)
+    try:
+        return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this item only
+        code = s3_error_code(exc)
+        error = ErrorCode.NOT_FOUND if code in _MISSING_SOURCE else ErrorCode.STORAGE_UNAVAILABLE
+        raise Face3dError(f"cannot read {url}: {code}", error) from exc
 
 
 class S3Storage:

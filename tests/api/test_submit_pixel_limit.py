@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from face3d.api.jobs import _require_pixel_limit
+from face3d.api.submission import require_pixel_limit
 from face3d.shared import jobs
 from face3d.shared.errors import ErrorCode, Face3dError
 from tests.api.fakes import assert_problem, post_photo
@@ -64,7 +64,7 @@ def test_header_read_does_not_decode_the_photo(faces_dir: Path, monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse_decode)
     monkeypatch.setattr(Image.Image, "load", refuse_decode)
     data = (faces_dir / "g_large_4352px.jpg").read_bytes()
-    _require_pixel_limit(data, 50_000_000)
+    require_pixel_limit(data, 50_000_000)
     with pytest.raises(Face3dError) as caught:
-        _require_pixel_limit(data, 4352 * 2903 - 1)
+        require_pixel_limit(data, 4352 * 2903 - 1)
     assert caught.value.code is ErrorCode.IMAGE_TOO_LARGE

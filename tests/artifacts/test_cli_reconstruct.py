@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from face3d.shared.commands import output_dirs, reconstruct
 
-FAST = ["--texture-size", "128", "--no-video"]
+FAST = ["--texture-size", "256", "--no-video"]      # the smallest atlas the API accepts too
 
 
 def test_output_dirs_one_photo_uses_outdir_and_several_get_unique_stems(tmp_path):
@@ -41,3 +42,27 @@ def test_usage_errors_exit_2(faces_dir, tmp_path):
     assert runner.invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path),
                                        "--frames", "0"]).exit_code == 2
     assert runner.invoke(reconstruct, ["-o", str(tmp_path)]).exit_code == 2                           # no photo
+
+
+def test_the_command_line_accepts_the_same_option_ranges_as_the_api(faces_dir, tmp_path):
+    """One declaration (shared.schema.OPTION_BOUNDS) for both: a value the API refuses, the CLI refuses too."""
+    import click
+
+    from face3d.shared.schema import TEXTURE_SIZES, JobOptions
+
+    schema = JobOptions.model_json_schema()["properties"]
+    params = {param.name: param for param in reconstruct.params}
+    for option, flag in (("max_faces", "max_faces"), ("frames", "frames"), ("sweep_degrees", "sweep_degrees"),
+                         ("render_size", "render_size")):
+        limits = schema[option]["anyOf"][0]
+        param_type = params[flag].type
+        assert (param_type.min, param_type.max) == (limits.get("minimum", limits.get("exclusiveMinimum")),
+                                                    limits["maximum"]), option
+        assert param_type.min_open == ("exclusiveMinimum" in limits), option
+    assert [int(choice) for choice in params["texture_size"].type.choices] == list(TEXTURE_SIZES)
+    photo = [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path)]
+    for refused in (["--max-faces", "51"], ["--frames", "361"], ["--sweep", "0"], ["--texture-size", "128"]):
+        with pytest.raises(click.BadParameter):
+            reconstruct.make_context("reconstruct", [*photo, *refused])
+    for accepted in (["--max-faces", "50"], ["--frames", "360"], ["--sweep", "360"], ["--texture-size", "4096"]):
+        assert reconstruct.make_context("reconstruct", [*photo, *accepted]).params

@@ -13,7 +13,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
 
 KNOWN_LONG_MODULES: set[str] = set()
-KNOWN_LONG_FUNCTIONS = {"shared/config.py:load_settings", "shared/engines/hrn/convert.py:convert_hrn_output"}
+KNOWN_LONG_FUNCTIONS: set[str] = set()
 
 
 def _relative(path) -> str:

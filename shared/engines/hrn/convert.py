@@ -138,11 +138,7 @@ def convert_hrn_output(
     mesh = raw["output"]["mesh"]
     world = np.asarray(mesh["vertices"], dtype=np.float64)
     rotation = hrn_rotation(pose.angles)
-    # Undo ``S @ R.T + t``: the pose-free shape in HRN units, then metres.
-    vertices = (world - np.asarray(pose.translation, dtype=np.float64)) @ rotation * METRES_PER_HRN_UNIT
-    triangles, flipped = outward_triangles(vertices, np.asarray(mesh["faces"], dtype=np.int64) - 1)
-    normals = unit_rows(np.asarray(mesh["normals"], dtype=np.float64) @ rotation) * (-1.0 if flipped else 1.0)
-
+    vertices, triangles, normals = _pose_free_mesh(mesh, world, pose, rotation)
     photo_xy = crop.to_photo(project_to_crop(world, pose.align))
     camera = fit_weak_perspective(vertices, rotation, photo_xy)
     yaw, pitch, roll = yaw_pitch_roll(pose.angles)
@@ -153,9 +149,7 @@ def convert_hrn_output(
         index=index,
         bbox=tuple(float(v) for v in bbox),
         score=float(score),
-        yaw=yaw,
-        pitch=pitch,
-        roll=roll,
+        yaw=yaw, pitch=pitch, roll=roll,
         vertices=vertices.astype(np.float32),
         triangles=triangles.astype(np.int32),
         uvs=np.clip(np.asarray(mesh["UVs"], dtype=np.float32), 0.0, 1.0),
@@ -168,6 +162,15 @@ def convert_hrn_output(
         warnings=["extreme_yaw"] if abs(yaw) > EXTREME_YAW_DEGREES else [],
         extra={"hrn_texture_px": int(np.asarray(raw["output_img"]).shape[0]), "landmark_scheme": "ibug68"},
     )
+
+
+def _pose_free_mesh(mesh: dict, world: np.ndarray, pose: HrnPose,
+                    rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undo ``S @ R.T + t``: the pose-free shape in HRN units, then metres; its outward triangles and normals."""
+    vertices = (world - np.asarray(pose.translation, dtype=np.float64)) @ rotation * METRES_PER_HRN_UNIT
+    triangles, flipped = outward_triangles(vertices, np.asarray(mesh["faces"], dtype=np.int64) - 1)
+    normals = unit_rows(np.asarray(mesh["normals"], dtype=np.float64) @ rotation) * (-1.0 if flipped else 1.0)
+    return vertices, triangles, normals
 
 
 def _hidden_fraction(normals: np.ndarray, rotation: np.ndarray) -> float:
