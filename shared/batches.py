@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from face3d.shared import jobs
-from face3d.shared.db import SessionFactory, keyset_page, utcnow
+from face3d.shared.db import SessionFactory, get_row, keyset_page, utcnow
 from face3d.shared.errors import Conflict, NotFound
 from face3d.shared.models import Batch, Job
 from face3d.shared.schema import MAX_ITEM_NAME, clip_name
@@ -62,9 +62,8 @@ def create_batch(sf: SessionFactory, *, engine: str, options: dict[str, Any], so
 
 def get_batch(sf: SessionFactory, batch_id: str, owner_id: str | None = None) -> Batch:
     """The batch, or NotFound; with ``owner_id``, another owner's batch is NotFound too (no existence leak)."""
-    with sf() as session:
-        batch = session.get(Batch, batch_id)
-    if batch is None or (owner_id is not None and batch.owner_id != owner_id):
+    batch = get_row(sf, Batch, batch_id, f"batch {batch_id}")
+    if owner_id is not None and batch.owner_id != owner_id:
         raise NotFound(f"batch {batch_id} not found")
     return batch
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError, NotFound
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_PAGE = 200
@@ -83,6 +83,15 @@ def make_session_factory(engine: sa.Engine) -> SessionFactory:
 def session_factory_for(database_url: str) -> SessionFactory:
     """A session factory on a new engine for ``database_url`` (dispose it with ``factory.kw["bind"].dispose()``)."""
     return make_session_factory(make_engine(database_url))
+
+
+def get_row(sf: SessionFactory, model: Any, row_id: Any, what: str) -> Any:
+    """The row of ``model`` with primary key ``row_id``, or NotFound("<what> not found")."""
+    with sf() as session:
+        row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row
 
 
 def keyset_page(sf: SessionFactory, model: Any, query: Any, *, cursor: str | None,

@@ -72,6 +72,16 @@ class StorageUnavailable(Face3dError):
     code = ErrorCode.STORAGE_UNAVAILABLE
 
 
+class UrlNotAllowed(Face3dError):
+    """A URL the service is asked to fetch or call is not an http(s) URL of a public host (SSRF rules)."""
+
+    code = ErrorCode.URL_NOT_ALLOWED
+
+
+class FetchFailed(Face3dError):
+    code = ErrorCode.FETCH_FAILED
+
+
 class NotFound(Face3dError):
     code = ErrorCode.NOT_FOUND
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from face3d.shared.db import SessionFactory, keyset_page, utcnow
+from face3d.shared.db import SessionFactory, get_row, keyset_page, utcnow
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
 from face3d.shared.models import Job
 from face3d.shared.states import TERMINAL_STATES, JobState, parse_state, sources_of
@@ -65,11 +65,13 @@ def _replayed(sf: SessionFactory, job_id: str, key: str, fingerprint: str | None
 
 
 def get_job(sf: SessionFactory, job_id: str) -> Job:
+    return get_row(sf, Job, job_id, f"job {job_id}")
+
+
+def find_job(sf: SessionFactory, job_id: str) -> Job | None:
+    """The job, or None when there is none (deleted meanwhile: a worker then has nothing to do)."""
     with sf() as session:
-        job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    return job
+        return session.get(Job, job_id)
 
 
 def delete_job(sf: SessionFactory, job_id: str) -> Job:

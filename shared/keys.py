@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from face3d.shared.db import SessionFactory, utcnow
+from face3d.shared.db import SessionFactory, get_row, utcnow
 from face3d.shared.errors import NotFound
 from face3d.shared.models import ApiKey
 
@@ -75,11 +75,7 @@ def list_keys(sf: SessionFactory, *, include_revoked: bool = True) -> list[ApiKe
 
 
 def get_key(sf: SessionFactory, key_id: str) -> ApiKey:
-    with sf() as session:
-        key = session.get(ApiKey, key_id)
-    if key is None:
-        raise NotFound(f"API key {key_id} not found")
-    return key
+    return get_row(sf, ApiKey, key_id, f"API key {key_id}")
 
 
 def revoke_key(sf: SessionFactory, id_or_prefix: str) -> ApiKey:

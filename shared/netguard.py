@@ -15,21 +15,13 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 
-from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.errors import ErrorCode, Face3dError, FetchFailed, UrlNotAllowed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 64 * 1024
 USER_AGENT = "face3d-image-fetch/1"
-
-
-class UrlNotAllowed(Face3dError):
-    code = ErrorCode.URL_NOT_ALLOWED
-
-
-class FetchFailed(Face3dError):
-    code = ErrorCode.FETCH_FAILED
 
 
 @dataclass(frozen=True)
@@ -157,21 +149,30 @@ def _request(target: Target, policy: FetchPolicy, deadline: float) -> urllib3.Ba
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchFailed(f"fetching took longer than {policy.timeout_s:g} s")
-    timeout = urllib3.Timeout(connect=min(remaining, 5.0), read=remaining)
-    if target.scheme == "https":
-        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            target.address, target.port, timeout=timeout, retries=False, maxsize=1, server_hostname=target.host,
-            assert_hostname=target.host, cert_reqs="CERT_REQUIRED", ca_certs=policy.ca_certs)
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = _host_header(target.host) + ("" if target.port == default_port else f":{target.port}")
+    pool = pinned_pool(target, remaining, policy.ca_certs)
     try:
-        return pool.urlopen("GET", target.path, headers={"Host": host_header, "User-Agent": USER_AGENT,
+        return pool.urlopen("GET", target.path, headers={"Host": host_header(target), "User-Agent": USER_AGENT,
                                                          "Accept": "image/*"},
                             redirect=False, retries=False, preload_content=False, assert_same_host=False)
     except urllib3.exceptions.HTTPError as exc:
         raise FetchFailed(f"fetching {target.scheme}://{target.host}:{target.port} failed: {_reason(exc)}") from None
+
+
+def pinned_pool(target: Target, timeout_s: float, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
+    """A connection pool to the checked address itself, with the URL's host for SNI and the certificate check (no
+    second DNS lookup between check and connect). Used for image_url fetches and webhook POSTs."""
+    timeout = urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s)
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address, target.port, timeout=timeout, retries=False, maxsize=1, server_hostname=target.host,
+            assert_hostname=target.host, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
+
+
+def host_header(target: Target) -> str:
+    """The Host header of the URL that was checked (its port only when not the scheme's default)."""
+    default_port = 443 if target.scheme == "https" else 80
+    return _host_header(target.host) + ("" if target.port == default_port else f":{target.port}")
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:

@@ -23,7 +23,7 @@ import urllib3
 from face3d.shared import keys, netguard
 from face3d.shared.config import Settings
 from face3d.shared.db import SessionFactory, utcnow
-from face3d.shared.errors import Backoff, ErrorCode, Face3dError, NotFound
+from face3d.shared.errors import Backoff, FetchFailed, NotFound, UrlNotAllowed
 from face3d.shared.jobs import get_job
 from face3d.shared.models import Job, WebhookDelivery
 from face3d.shared.schema import sign, webhook_event
@@ -33,10 +33,8 @@ MAX_ERROR_LENGTH = 500
 USER_AGENT = "face3d-webhooks/1"
 
 
-class WebhookUrlRefused(Face3dError):
+class WebhookUrlRefused(UrlNotAllowed):
     """The webhook URL is not an http(s) URL of a public host."""
-
-    code = ErrorCode.URL_NOT_ALLOWED
 
 
 # ---------------------------------------------------------------- signing
@@ -59,24 +57,16 @@ def check_webhook_url(url: str, *, allow_private: bool) -> netguard.Target:
     policy = netguard.FetchPolicy(max_bytes=0, max_redirects=0, allow_private=allow_private)
     try:
         return netguard.check_url(url, policy, netguard.system_resolver)
-    except (netguard.UrlNotAllowed, netguard.FetchFailed) as exc:
+    except (UrlNotAllowed, FetchFailed) as exc:
         raise WebhookUrlRefused(f"webhook_url refused: {exc.message}") from None
 
 
 def post_pinned(target: netguard.Target, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
     """POST to the already checked address, with the URL's host in Host / SNI / certificate check. Returns status."""
-    timeout = urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s)
-    if target.scheme == "https":
-        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            target.address, target.port, timeout=timeout, retries=False, maxsize=1, server_hostname=target.host,
-            assert_hostname=target.host, cert_reqs="CERT_REQUIRED")
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = host + ("" if target.port == default_port else f":{target.port}")
+    pool = netguard.pinned_pool(target, timeout_s)
     try:
-        response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": host_header},
+        response = pool.urlopen("POST", target.path, body=body,
+                                headers={**headers, "Host": netguard.host_header(target)},
                                 redirect=False, retries=False, assert_same_host=False)
         return response.status
     finally:

@@ -29,6 +29,14 @@ def redis_url_with_offset(offset: int) -> str:
 S3_BUCKET = "face3d-test"
 
 
+def real_stack_env(*, database_url: str, broker_url: str, s3_endpoint: str, s3_prefix: str, data_dir: Path,
+                   **extra: str) -> dict[str, str]:
+    """The environment of workers and the API on the real stack: PostgreSQL, a Redis broker, S3 storage (moto)."""
+    return {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": S3_BUCKET, "S3_PREFIX": s3_prefix, "S3_ENDPOINT_URL": s3_endpoint, "S3_REGION": "us-east-1",
+            "FACE3D_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra}
+
+
 def service_missing(what: str, why: object) -> None:
     message = f"*** {what} is not reachable: {why} ***"
     if os.environ.get("CI"):

@@ -12,7 +12,7 @@ from typing import Any
 from celery import shared_task
 
 from face3d.shared import batches, jobs, models
-from face3d.shared.errors import Face3dError, NotFound
+from face3d.shared.errors import Face3dError
 from face3d.shared.imaging import check_image_bytes
 from face3d.shared.queue import BATCH_TASK_NAME
 from face3d.shared.states import JobState
@@ -37,9 +37,8 @@ def batch_item(self: Any, job_id: str) -> str:
 def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
     """Returns the final outcome when the item needs no engine run (reused, failed, gone), else None."""
     sf = ctx.session_factory
-    try:
-        job = jobs.get_job(sf, job_id)
-    except NotFound:
+    job = jobs.find_job(sf, job_id)
+    if job is None:
         return "ignored"
     if job.state is not JobState.QUEUED:
         return None                     # run_job decides (redelivery of a running job, or a finished one)

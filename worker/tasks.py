@@ -19,8 +19,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from face3d.shared import db, jobs, models
 from face3d.shared.engines import Options, get_engine
-from face3d.shared.errors import (Backoff, ErrorCode, Face3dError, InputError, JobCanceled, NotFound,
-                                  StorageUnavailable, retrying)
+from face3d.shared.errors import (Backoff, ErrorCode, Face3dError, InputError, JobCanceled, StorageUnavailable,
+                                  retrying)
 from face3d.shared.states import JobState
 from face3d.shared.queue import TASK_NAME
 from face3d.shared.storage import Storage, content_type_for, output_key
@@ -91,13 +91,8 @@ def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> s
     sf = ctx.session_factory
     if jobs.mark_running(sf, job_id, worker):
         return "claimed"
-    if not redelivered:
-        return "ignored"
-    try:
-        job = jobs.get_job(sf, job_id)
-    except NotFound:
-        return "ignored"
-    if job.state is not JobState.RUNNING:
+    job = jobs.find_job(sf, job_id) if redelivered else None
+    if job is None or job.state is not JobState.RUNNING:
         return "ignored"
     if not previous_owner_lost(sf, job, ctx.settings):
         log.info("job %s: redelivered while its worker is alive, message ignored", job_id)

@@ -2,9 +2,7 @@
 an S3 server (moto) for storage and as an ingestion source, and the API over HTTP."""
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +10,7 @@ import pytest
 import redis
 
 from tests.api.fakes import LiveServer
-from tests.conftest import S3_BUCKET, redis_url_with_offset
+from tests.conftest import S3_BUCKET, real_stack_env, redis_url_with_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_BUCKET = "face3d-ingest"
@@ -35,10 +33,9 @@ def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factor
     client = make_s3_client(s3_server, "us-east-1")
     if SOURCE_BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket=SOURCE_BUCKET)
-    env = {**os.environ, "DATABASE_URL": postgres_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
-           "S3_BUCKET": S3_BUCKET, "S3_PREFIX": "batches/", "S3_ENDPOINT_URL": s3_server, "S3_REGION": "us-east-1",
-           "BATCH_S3_BUCKETS": f"{SOURCE_BUCKET},{S3_BUCKET}", "BATCH_CHUNK_SIZE": "200",
-           "FACE3D_DATA_DIR": str(tmp_path_factory.mktemp("batch-data")), "PYTHONUNBUFFERED": "1"}
+    env = real_stack_env(database_url=postgres_url, broker_url=broker_url, s3_endpoint=s3_server, s3_prefix="batches/",
+                         data_dir=tmp_path_factory.mktemp("batch-data"),
+                         BATCH_S3_BUCKETS=f"{SOURCE_BUCKET},{S3_BUCKET}", BATCH_CHUNK_SIZE="200")
     yield env
     redis.Redis.from_url(broker_url).flushdb()
 

@@ -23,7 +23,7 @@ import trimesh
 from face3d.client.http import Face3dClient
 from face3d.api.serve import worker_command
 from tests.api.fakes import LiveServer
-from tests.conftest import S3_BUCKET, free_port, redis_url_with_offset
+from tests.conftest import free_port, real_stack_env, redis_url_with_offset
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,9 +93,8 @@ def stack_env(postgres_url: str, redis_url: str, s3_server: str, tmp_path_factor
     upgrade(postgres_url)
     broker_url = redis_url_with_offset(2)  # its own db: no other test's worker may take these jobs
     redis.Redis.from_url(broker_url).flushdb()
-    env = {**os.environ, "DATABASE_URL": postgres_url, "BROKER_URL": broker_url, "STORAGE_BACKEND": "s3",
-           "S3_BUCKET": S3_BUCKET, "S3_PREFIX": "e2e/", "S3_ENDPOINT_URL": s3_server, "S3_REGION": "us-east-1",
-           "FACE3D_DATA_DIR": str(tmp_path_factory.mktemp("e2e-data")), "PYTHONUNBUFFERED": "1"}
+    env = real_stack_env(database_url=postgres_url, broker_url=broker_url, s3_endpoint=s3_server, s3_prefix="e2e/",
+                         data_dir=tmp_path_factory.mktemp("e2e-data"))
     yield env
     redis.Redis.from_url(broker_url).flushdb()
 
