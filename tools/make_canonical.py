@@ -22,7 +22,7 @@ EYE_CORNERS = {"right": (33, 133), "left": (362, 263)}
 INTER_EYE_M = 0.063
 HEAD_CENTRE_BEHIND_NOSE_M = 0.09
 NOSE_TIP = 1
-FACES_DIR = Path(__file__).resolve().parents[4] / ".." / "shared" / "faces"
+FACES_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "faces"
 
 
 def landmarks_of(path: Path, detector: Detector, model: LandmarkModel) -> np.ndarray:
