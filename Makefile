@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu clean
+.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu bench-accuracy clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ bench-batch: install   # COUNT=1000 for the full run (about 15 min on 2 cores)
 
 bench-gpu: install
 	$(BIN)/python bench/bench_gpu.py
+
+AFLW   ?= ../shared/benchmarks/aflw2000-3d-dev
+
+bench-accuracy: install   # AFLW=<folder> for any AFLW2000-3D folder with a ground_truth.jsonl
+	$(BIN)/python bench/bench_accuracy.py $(AFLW)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -18,7 +18,7 @@ from typing import Iterator
 import click
 
 from face3d.shared.engines import engine_names
-from face3d.shared.engines.base import Options
+from face3d.shared.engines.base import OUTPUTS, Options
 from face3d.shared.errors import ErrorCode, Face3dError
 from face3d.shared.schema import OPTION_BOUNDS, TEXTURE_SIZES
 
@@ -45,6 +45,14 @@ def output_dirs(photos: list[Path], outdir: Path) -> list[Path]:
         suffix = "" if seen[photo.stem] == 1 else f"_{seen[photo.stem]}"
         dirs.append(outdir / f"{photo.stem}{suffix}")
     return dirs
+
+
+def parse_outputs(ctx: click.Context, param: click.Parameter, value: str) -> frozenset[str]:
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(OUTPUTS))
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from {','.join(OUTPUTS)}")
+    return frozenset(names | {"json"})
 
 
 def _short(text: str, width: int) -> str:
@@ -96,7 +104,10 @@ def _load_engine(name: str):
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (one sub-folder per photo when several are given).")
 @click.option("--max-faces", type=option_range("max_faces"), default=Options.max_faces, show_default=True)
-@click.option("--no-video", is_flag=True, help="Skip turntable.mp4 / turntable.gif.")
+@click.option("--outputs", default=",".join(OUTPUTS), show_default=True, callback=parse_outputs,
+              help="What to write, comma-separated; result.json always. 'json' alone (landmarks and pose for a "
+                   "dataset) skips the textures too.")
+@click.option("--no-video", is_flag=True, help="Skip turntable.mp4 / turntable.gif (same as leaving 'video' out).")
 @click.option("--frames", type=option_range("frames"), default=Options.frames, show_default=True)
 @click.option("--sweep", "sweep_degrees", type=option_range("sweep_degrees", float), default=Options.sweep_degrees,
               show_default=True, help="Turntable yaw sweep in degrees (60 = +-30, 360 = full turn).")
@@ -104,11 +115,11 @@ def _load_engine(name: str):
               default=str(Options.texture_size), show_default=True, callback=lambda _ctx, _param, value: int(value))
 @click.option("--render-size", type=option_range("render_size"), default=Options.render_size, show_default=True)
 @click.option("--engine", "engine_name", type=click.Choice(list(engine_names())), default="cpu", show_default=True)
-def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, no_video: bool, frames: int,
-                sweep_degrees: float, texture_size: int, render_size: int, engine_name: str) -> None:
+def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, outputs: frozenset[str], no_video: bool,
+                frames: int, sweep_degrees: float, texture_size: int, render_size: int, engine_name: str) -> None:
     """Reconstruct 3D faces from PHOTO files into OUTDIR (OBJ/MTL/PNG, GLB, vis.png, turntable, result.json)."""
     options = Options(max_faces=max_faces, video=not no_video, frames=frames, sweep_degrees=sweep_degrees,
-                      texture_size=texture_size, render_size=render_size)
+                      texture_size=texture_size, render_size=render_size, outputs=outputs)
     engine = _load_engine(engine_name)
     click.echo(ROW.format(photo="photo", faces="faces", yaw="yaw", warnings="warnings", ms="ms"))
     outcomes = []

@@ -39,15 +39,16 @@ def write_artifacts(recon: Reconstruction, outdir: Path, options: Options,
     files: list[Path] = []
     with _stage(recon, "export", progress):
         for face in recon.faces:
-            files += write_face_files(face, outdir, options.texture_size).as_list()
+            files += write_face_files(face, outdir, options.texture_size, options.outputs).as_list()
     with _stage(recon, "render", progress):
-        vis = draw_vis(recon)
+        vis = draw_vis(recon) if options.wants("vis") else None
         frames = list(turntable_frames(recon.faces, options.frames, options.sweep_degrees, options.render_size)) \
-            if options.video and recon.faces and options.frames > 0 else []
+            if options.wants("video") and recon.faces else []
     with _stage(recon, "encode", progress):
-        vis_path = outdir / "vis.png"
-        cv2.imwrite(str(vis_path), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        files.append(vis_path)
+        if vis is not None:
+            vis_path = outdir / "vis.png"
+            cv2.imwrite(str(vis_path), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            files.append(vis_path)
         if frames:
             files.append(write_mp4(frames, outdir / "turntable.mp4"))
             files.append(write_gif(frames, outdir / "turntable.gif"))

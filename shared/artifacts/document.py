@@ -40,14 +40,24 @@ def _face(face: Face, present: set[str]) -> dict:
         "pitch": round(float(face.pitch), ANGLE_DECIMALS),
         "roll": round(float(face.roll), ANGLE_DECIMALS),
         "warnings": list(face.warnings),
-        "texture_synthesized": round(float(face.texture_synthesized), 4),
+        "texture_synthesized": None if face.texture is None else round(float(face.texture_synthesized), 4),
         "vertex_count": int(len(face.vertices)),
         "triangle_count": int(len(face.triangles)),
         "files": files,
         "landmarks_2d": _rounded(face.landmarks_2d, PIXEL_DECIMALS),
         "landmarks_3d": _rounded(face.landmarks_3d, METRE_DECIMALS),
         "camera": _camera(face.camera),
+        **_landmarks_68(face),
     }
+
+
+def _landmarks_68(face: Face) -> dict:
+    if face.landmarks_68 is None:
+        return {}
+    document = {"landmarks_68": _rounded(face.landmarks_68, PIXEL_DECIMALS)}
+    if face.landmarks_68_3d is not None:
+        document["landmarks_68_3d"] = _rounded(face.landmarks_68_3d, METRE_DECIMALS)
+    return document
 
 
 def result_document(recon: Reconstruction, files: list[Path]) -> dict:

@@ -27,13 +27,13 @@ GLB_JPEG_QUALITY = 90
 
 @dataclass(frozen=True)
 class FaceFiles:
-    obj: Path
-    mtl: Path
-    texture: Path
-    glb: Path
+    obj: Path | None
+    mtl: Path | None
+    texture: Path | None
+    glb: Path | None
 
     def as_list(self) -> list[Path]:
-        return [self.obj, self.mtl, self.texture, self.glb]
+        return [path for path in (self.obj, self.mtl, self.texture, self.glb) if path is not None]
 
 
 def face_file_names(index: int) -> dict[str, str]:
@@ -90,11 +90,20 @@ def sized_texture(texture: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(texture, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def write_face_files(face: Face, outdir: Path, texture_size: int) -> FaceFiles:
+def write_face_files(face: Face, outdir: Path, texture_size: int,
+                     outputs: frozenset[str] = frozenset({"obj", "glb"})) -> FaceFiles:
+    """The OBJ (+ MTL + texture PNG) and GLB of one face, each only if ``outputs`` names it."""
     names = face_file_names(face.index)
-    paths = FaceFiles(**{key: outdir / name for key, name in names.items()})
+    obj, glb = "obj" in outputs, "glb" in outputs
+    paths = FaceFiles(*(outdir / names[key] if wanted else None
+                        for key, wanted in (("obj", obj), ("mtl", obj), ("texture", obj), ("glb", glb))))
+    if not (obj or glb):
+        return paths
     texture = sized_texture(face.texture, texture_size)
-    _write_obj(face, names, outdir)
-    cv2.imwrite(str(paths.texture), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
-    paths.glb.write_bytes(export_glb(trimesh.Scene(glb_mesh(face, texture))))
+    if obj:
+        _write_obj(face, names, outdir)
+        cv2.imwrite(str(paths.texture), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+    if glb:
+        paths.glb.write_bytes(export_glb(trimesh.Scene(glb_mesh(face, texture))))
     return paths

@@ -18,6 +18,10 @@ import numpy as np
 ProgressFn = Callable[[str], None]
 
 
+OUTPUTS = ("json", "obj", "glb", "vis", "video")      # what a reconstruction can write; result.json always
+TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video"})
+
+
 @dataclass(frozen=True)
 class Options:
     max_faces: int = 20
@@ -28,6 +32,14 @@ class Options:
     sweep_degrees: float = 60.0    # total yaw sweep of the turntable (60 = +-30 like HRN; 360 = full turn)
     render_size: int = 512         # turntable / render frame side in pixels
     max_pixels: int = 50_000_000   # decoded pixel limit (decompression-bomb guard)
+    outputs: frozenset[str] = frozenset(OUTPUTS)   # artifacts to write (see OUTPUTS); "json" alone skips textures
+
+    def wants(self, output: str) -> bool:
+        return output in self.outputs and (output != "video" or (self.video and self.frames > 0))
+
+    @property
+    def needs_texture(self) -> bool:
+        return bool(self.outputs & TEXTURED_OUTPUTS)
 
 
 @dataclass
@@ -69,13 +81,15 @@ class Face:
     triangles: np.ndarray                         # (M, 3) int32, counter-clockwise seen from outside
     uvs: np.ndarray                               # (N, 2) float32 in [0, 1], v = 0 at the bottom of the texture
     normals: np.ndarray                           # (N, 3) float32, unit
-    texture: np.ndarray                           # (T, T, 3) uint8 RGB, row 0 = top (v = 1)
+    texture: np.ndarray | None                    # (T, T, 3) uint8 RGB, row 0 = top (v = 1); None if not asked for
     texture_synthesized: float                    # fraction of texture pixels not seen in the photo (mirrored/filled)
     landmarks_2d: np.ndarray                      # (K, 2) photo pixels
     landmarks_3d: np.ndarray                      # (K, 3) metres, face frame
     camera: Camera
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
+    landmarks_68: np.ndarray | None = None        # (68, 2) photo pixels, iBUG / dlib order (jaw on the true jaw)
+    landmarks_68_3d: np.ndarray | None = None     # (68, 3) metres, face frame, the same points
 
 
 @dataclass

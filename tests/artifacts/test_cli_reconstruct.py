@@ -66,3 +66,27 @@ def test_the_command_line_accepts_the_same_option_ranges_as_the_api(faces_dir, t
             reconstruct.make_context("reconstruct", [*photo, *refused])
     for accepted in (["--max-faces", "50"], ["--frames", "360"], ["--sweep", "360"], ["--texture-size", "4096"]):
         assert reconstruct.make_context("reconstruct", [*photo, *accepted]).params
+
+
+def test_outputs_json_writes_landmarks_and_pose_only(cpu_engine, faces_dir, tmp_path):
+    result = CliRunner().invoke(reconstruct, [str(faces_dir / "b_yaw_dim_room.jpg"), "-o", str(tmp_path),
+                                              "--outputs", "json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+    face = json.loads((tmp_path / "result.json").read_text())["faces"][0]
+    assert len(face["landmarks_68"]) == 68 and len(face["landmarks_68_3d"][0]) == 3
+    assert face["files"] == {} and face["texture_synthesized"] is None
+
+
+def test_outputs_pick_the_files(cpu_engine, faces_dir, tmp_path):
+    result = CliRunner().invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path),
+                                              "--outputs", "glb,vis", "--texture-size", "256"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face_0.glb", "result.json", "vis.png"]
+    assert json.loads((tmp_path / "result.json").read_text())["faces"][0]["files"] == {"glb": "face_0.glb"}
+
+
+def test_unknown_outputs_are_a_usage_error(faces_dir, tmp_path):
+    result = CliRunner().invoke(reconstruct, [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path),
+                                              "--outputs", "json,fbx"])
+    assert result.exit_code == 2 and "fbx" in result.output

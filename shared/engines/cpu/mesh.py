@@ -45,10 +45,22 @@ def posed(geometry: FaceGeometry) -> PosedMesh:
     return PosedMesh(xy, camera.scale * rotated[:, 2], facing, geometry.triangles, geometry.facing, camera.scale)
 
 
-def build(points: np.ndarray) -> FaceGeometry:
+def mediapipe_shape(points: np.ndarray) -> tuple[Similarity, np.ndarray]:
+    """MediaPipe's points in a camera frame (x right, y up, z to the viewer; depth stretched to fit, see pose.py)
+    and the similarity that best maps the mean face onto them."""
     fit, depth_scale = fit_with_depth_scale(canonical().mean_shape, to_camera_frame(points))
-    observed = to_camera_frame(points) * np.array([1.0, 1.0, depth_scale])
+    return fit, to_camera_frame(points) * np.array([1.0, 1.0, depth_scale])
+
+
+def build(points: np.ndarray) -> FaceGeometry:
+    """The geometry of MediaPipe's 468 points alone, posed by their own similarity fit."""
+    fit, observed = mediapipe_shape(points)
     landmarks_3d = (observed - fit.translation) @ fit.rotation / fit.scale
+    return geometry_of(landmarks_3d, fit)
+
+
+def geometry_of(landmarks_3d: np.ndarray, fit: Similarity) -> FaceGeometry:
+    """Dense mesh, normals and camera of face-frame landmarks seen through ``fit`` (photo = s R X + t, y flipped)."""
     topology = dense_topology()
     vertices = (topology.operator @ landmarks_3d.astype(np.float32)).astype(np.float32)
     face_normals, normals = surface_normals(vertices, topology.triangles)

@@ -2,8 +2,8 @@
 
 Observed landmarks are turned into a camera frame that matches the face frame's axes (x right, y up, z to the
 viewer): ``P = (x, -y, -z)`` in photo pixels. Then ``P ~ s * R @ X + t`` with X the mean shape in metres.
-Euler angles: ``R = Rz(roll) @ Ry(yaw) @ Rx(-pitch)`` (pitch applied first, roll last, in the image plane), so that
-+yaw shows the subject's right cheek, +pitch looks up and +roll tilts the head counter-clockwise (see base.py).
+Euler angles follow AFLW2000-3D's composition (see euler_degrees) so that head-pose numbers compare with the
+benchmarks; +yaw shows the subject's right cheek, +pitch looks up and +roll tilts the head counter-clockwise.
 """
 from __future__ import annotations
 
@@ -65,16 +65,18 @@ def fit_with_depth_scale(model: np.ndarray, observed: np.ndarray) -> tuple[Simil
 
 
 def euler_degrees(rotation: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) for R = Rz(roll) @ Ry(yaw) @ Rx(-pitch)."""
-    yaw = math.asin(max(-1.0, min(1.0, -rotation[2, 0])))
-    pitch = -math.atan2(rotation[2, 1], rotation[2, 2])
-    roll = math.atan2(rotation[1, 0], rotation[0, 0])
+    """(yaw, pitch, roll) in degrees, composed as AFLW2000-3D and 300W-LP do: R = Rx(pitch) Ry(-yaw) Rz(-roll)
+    (roll applied first in the face's own frame, pitch last about the camera's x axis), with our signs: + yaw turns to
+    the subject's left, + pitch looks up, + roll tilts the head counter-clockwise in the image (see base.py)."""
+    yaw = math.asin(max(-1.0, min(1.0, rotation[0, 2])))
+    pitch = math.atan2(rotation[1, 2], rotation[2, 2])
+    roll = -math.atan2(rotation[0, 1], rotation[0, 0])
     return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
 
 
 def rotation_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, math.cos(-p), -math.sin(-p)], [0, math.sin(-p), math.cos(-p)]])
-    return rz @ ry @ rx
+    y, p, r = (math.radians(a) for a in (-yaw, pitch, -roll))
+    rx = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
+    ry = np.array([[math.cos(y), 0, -math.sin(y)], [0, 1, 0], [math.sin(y), 0, math.cos(y)]])
+    rz = np.array([[math.cos(r), math.sin(r), 0], [-math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return rx @ ry @ rz
