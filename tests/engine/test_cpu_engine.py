@@ -58,6 +58,22 @@ def test_profiles_are_reconstructed_with_strong_yaw(run, name):
     assert "extreme_yaw" in faces[0].warnings
 
 
+@pytest.mark.parametrize("name, at_least", [("b_yaw_dim_room.jpg", 60.0), ("b_yaw_left_face.jpg", 55.0)])
+def test_profiles_read_their_yaw(run, name, at_least):
+    """SOURCES.md judges both 60-70 degrees by eye; the MediaPipe-only engine read 54 and 56. The robust model reads
+    dim_room 62 and left_face 57 (59 before the calibration, which AFLW2000-3D's labels pull ~2 degrees lower there)."""
+    assert abs(run(name).faces[0].yaw) >= at_least
+
+
+def test_night_bar_group_of_seven(run):
+    assert len(run("d_night_bar_flash_group.jpg").faces) == 7
+
+
+def test_crowd_finds_faces_half_hidden_by_hands(run):
+    faces = run("c_group_crowd_fans.jpg", 30).faces
+    assert len(faces) >= 18 and any(f.extra["landmarks"] == "robust" for f in faces)
+
+
 def test_yaw_sign_follows_the_convention(run):
     # looking towards image left = turning to the subject's right = negative yaw (base.py)
     assert run("b_yaw_left_face.jpg").faces[0].yaw < 0
