@@ -36,32 +36,32 @@ def main() -> int:
         print(f"bench_gpu: skipped, HRN is not available here: {exc.message}")
         return 0
     print(f"HRN load: {(time.perf_counter() - started) * 1000:.0f} ms")
-    print(f"{'photo':32} {'faces':>5} {'video':>5} {'engine ms/face':>15} {'job ms/face p50':>16} {'p95':>8}")
+    print(f"{'photo':32} {'faces':>5} {'video':>5} {'engine ms/face':>15} {'job ms/face p50':>16} {'p95':>8}  warnings")
     for name in args.photos:
         for video in (False, True):
             row = measure(engine, args.faces_dir / name, Options(video=video), args.repeat)
             print(f"{name:32} {row['faces']:>5} {str(video):>5} {row['engine']:>15.0f} {row['p50']:>16.0f} "
-                  f"{row['p95']:>8.0f}")
+                  f"{row['p95']:>8.0f}  {','.join(row['warnings']) or '-'}")
     return 0
 
 
-def measure(engine, path: Path, options: Options, repeat: int) -> dict[str, float]:
+def measure(engine, path: Path, options: Options, repeat: int) -> dict:
     from face3d.shared.artifacts import write_artifacts
     from face3d.shared.imaging import load_image
 
     photo = load_image(path)
-    engine_ms, job_ms, faces = [], [], 1
+    engine_ms, job_ms, faces, warnings = [], [], 1, []
     for _ in range(repeat):
         started = time.perf_counter()
         recon = engine.reconstruct(photo, options)
         reconstructed = time.perf_counter()
         with tempfile.TemporaryDirectory() as outdir:
             write_artifacts(recon, Path(outdir), options)
-        faces = len(recon.faces)
+        faces, warnings = len(recon.faces), recon.warnings   # face_skipped / hrn_face_mismatch: see matching.py
         engine_ms.append((reconstructed - started) * 1000 / faces)
         job_ms.append((time.perf_counter() - started) * 1000 / faces)
     job_ms.sort()
-    return {"faces": faces, "engine": statistics.median(engine_ms), "p50": statistics.median(job_ms),
+    return {"faces": faces, "warnings": warnings, "engine": statistics.median(engine_ms), "p50": statistics.median(job_ms),
             "p95": job_ms[min(len(job_ms) - 1, round(0.95 * (len(job_ms) - 1)))]}
 
 

@@ -25,6 +25,7 @@ class ErrorCode(str, enum.Enum):
     IMAGE_TOO_LARGE = "image_too_large"
     NO_FACE_DETECTED = "no_face_detected"
     ENGINE_UNAVAILABLE = "engine_unavailable"
+    ENGINE_ERROR = "engine_error"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     BROKER_UNAVAILABLE = "broker_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"
@@ -66,6 +67,13 @@ class NoFaceError(InputError):
 
 class EngineUnavailable(Face3dError):
     code = ErrorCode.ENGINE_UNAVAILABLE
+
+
+class EngineError(Face3dError):
+    """The engine loaded but failed on this photo (CUDA out of memory, a renderer error, ...); the message carries
+    the cause. Not "no face": that is NoFaceError."""
+
+    code = ErrorCode.ENGINE_ERROR
 
 
 class StorageUnavailable(Face3dError):

@@ -29,6 +29,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     """Run a worker: takes queued jobs, reconstructs them, stores the artifacts."""
     from face3d.shared.broker import embedded_broker
     from face3d.shared.config import load_settings
+    from face3d.shared.engines.hrn.gpu_worker import prepare_gpu_worker
     from face3d.shared.migrations import upgrade
     from face3d.shared.queue import QUEUES, make_celery
 
@@ -37,6 +38,10 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     if not names or unknown:
         raise click.BadParameter(f"choose from {', '.join(QUEUES)}", param_hint="--queues")
     settings = load_settings()
+    try:  # the gpu queue: refuse unsafe pool options; HRN warm-up, health status, poisoned-child exit
+        prepare_gpu_worker(pool, concurrency or settings.worker_concurrency, names)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if migrate:
         upgrade(settings.database_url)
     argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency or settings.worker_concurrency),
