@@ -12,6 +12,7 @@ const FRIENDLY = {
   timeout: "The reconstruction took too long.",
   worker_lost: "The worker stopped while processing this photo.",
   engine_unavailable: "The reconstruction engine is not available right now.",
+  engine_error: "The reconstruction engine failed on this photo.",
   storage_unavailable: "File storage is not available right now.",
   broker_unavailable: "The job queue is not available right now.",
   database_unavailable: "The database is not available right now.",

@@ -30,7 +30,7 @@ def test_the_gpu_queue_refuses_threads_and_more_than_one_process(pool, concurren
 def test_face3d_worker_refuses_threads_on_the_gpu_queue_where_hrn_is_installed(monkeypatch):
     from face3d.worker.cli import worker
 
-    monkeypatch.setattr("shared.engines.hrn.runner.missing_modules", lambda: [])
+    monkeypatch.setattr("face3d.shared.engines.hrn.runner.missing_modules", lambda: [])
     result = CliRunner().invoke(worker, ["--queues", "gpu", "--pool", "threads"])
     assert result.exit_code == 2 and "HRN keeps per-call state" in result.output
     result = CliRunner().invoke(worker, ["--queues", "cpu,gpu", "--concurrency", "3"])

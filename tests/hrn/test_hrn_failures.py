@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
+from face3d.api.problems import http_status
 from tests.hrn.fake_hrn_pipeline import FakeHrnPipeline
 from tests.hrn.hrn_synthetic import align_for, hrn_result
 from face3d.shared.engines.base import Options, Photo
@@ -28,7 +29,7 @@ BOXES = [(100.0, 100.0, 300.0, 300.0), (500.0, 100.0, 700.0, 300.0)]
 @pytest.fixture(autouse=True)
 def no_modelscope_alignment(monkeypatch):
     """PipelineRunner's read_data wrapper computes HRN's alignment with modelscope's align_img: not installed here."""
-    monkeypatch.setattr("shared.engines.hrn.runner._alignment", lambda img, lm, lm3d_std: np.zeros(5))
+    monkeypatch.setattr("face3d.shared.engines.hrn.runner._alignment", lambda img, lm, lm3d_std: np.zeros(5))
 
 
 @pytest.mark.parametrize("failure", ["retinaface", "face_alignment", "scale_zero", "second_detection"])
@@ -82,7 +83,7 @@ def test_a_cuda_oom_inside_the_runner_is_an_engine_error_with_its_cause_not_no_f
     with pytest.raises(EngineError) as caught:
         engine.reconstruct(PHOTO, Options(texture_size=32))
     assert not isinstance(caught.value, NoFaceError)
-    assert caught.value.code is ErrorCode.ENGINE_ERROR and caught.value.http_status == 500
+    assert caught.value.code is ErrorCode.ENGINE_ERROR and http_status(caught.value.code) == 500
     assert f"RuntimeError: {CUDA_OOM}" in caught.value.message and "(100, 100, 300, 300)" in caught.value.message
 
 

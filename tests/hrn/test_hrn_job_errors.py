@@ -13,14 +13,16 @@ from face3d.shared.engines.hrn import HrnEngine
 from face3d.shared.engines.hrn.failures import HrnNoFace
 from face3d.shared.engines.hrn.process import HrnProcess
 from face3d.shared.storage import input_key
-from face3d.worker.tasks import WorkerContext, run_job
+from face3d.worker.context import WorkerContext
+from face3d.worker.tasks import run_job
+from tests.stubs import RecordingQueue
 
 PHOTO = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "a_frontal_obama.jpg"
 
 
 @pytest.fixture
 def ctx(session_factory, local_storage, tmp_path):
-    return WorkerContext(load_settings({}, data_dir=tmp_path), session_factory, local_storage)
+    return WorkerContext(load_settings({}, data_dir=tmp_path), session_factory, local_storage, RecordingQueue())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from face3d.shared.engines.hrn import CropBox, HrnEngine
 from face3d.shared.engines.hrn.matching import FILL_RGB, box_iou, fill_outside, landmark_box
 from face3d.shared.engines.hrn.process import HrnProcess
 from face3d.shared.errors import NoFaceError
-from test_hrn_engine import MARK, fake_runner
+from tests.hrn.test_hrn_engine import MARK, fake_runner
 
 TARGET = (400.0, 400.0, 440.0, 440.0)
 NEIGHBOUR = (442.0, 380.0, 484.0, 484.0)      # bigger, and inside the target's 2.2x crop: HRN's detector prefers it
