@@ -120,6 +120,11 @@ def engine_and_options(settings: Settings, options: JobOptions) -> tuple[str, di
     if engine not in engine_names():
         raise Face3dError(f"unknown engine {engine!r}; choose one of {', '.join(engine_names())}",
                           ErrorCode.VALIDATION_FAILED)
+    if "usdz" in (options.outputs or ()):
+        from face3d.shared.artifacts.usdz import USD_EXTRA, usdz_available
+
+        if not usdz_available():
+            raise Face3dError(f"this server cannot write usdz: {USD_EXTRA}", ErrorCode.VALIDATION_FAILED)
     return engine, {**options.engine_options(), "max_pixels": settings.max_pixels}
 
 

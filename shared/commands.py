@@ -18,9 +18,9 @@ from typing import Iterator
 import click
 
 from face3d.shared.engines import engine_names
-from face3d.shared.engines.base import OUTPUTS, Options
+from face3d.shared.engines.base import Options
 from face3d.shared.errors import ErrorCode, Face3dError
-from face3d.shared.schema import OPTION_BOUNDS, TEXTURE_SIZES
+from face3d.shared.schema import DEFAULT_OUTPUTS, OPTION_BOUNDS, OUTPUTS, TEXTURE_SIZES, UNITS
 
 
 
@@ -52,6 +52,11 @@ def parse_outputs(ctx: click.Context, param: click.Parameter, value: str) -> fro
     unknown = sorted(names - set(OUTPUTS))
     if unknown or not names:
         raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from {','.join(OUTPUTS)}")
+    if "usdz" in names:
+        from face3d.shared.artifacts.usdz import USD_EXTRA, usdz_available
+
+        if not usdz_available():
+            raise click.BadParameter(USD_EXTRA)
     return frozenset(names | {"json"})
 
 
@@ -104,9 +109,14 @@ def _load_engine(name: str):
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (one sub-folder per photo when several are given).")
 @click.option("--max-faces", type=option_range("max_faces"), default=Options.max_faces, show_default=True)
-@click.option("--outputs", default=",".join(OUTPUTS), show_default=True, callback=parse_outputs,
-              help="What to write, comma-separated; result.json always. 'json' alone (landmarks and pose for a "
-                   "dataset) skips the textures too.")
+@click.option("--outputs", default=",".join(DEFAULT_OUTPUTS), show_default=True, callback=parse_outputs,
+              help=f"What to write, comma-separated, from {','.join(OUTPUTS)}; result.json always. 'json' alone "
+                   "(landmarks and pose for a dataset) skips the textures too.")
+@click.option("--units", type=click.Choice(UNITS), default=None,
+              help="Length unit of OBJ, PLY and STL files [default: mm closed, m open]; 3MF is mm, GLB and USDZ m.")
+@click.option("--solid", is_flag=True, help="Close the OBJ and PLY meshes into a solid too (STL and 3MF always are).")
+@click.option("--print-height-mm", type=option_range("print_height_mm", float), default=None,
+              help="Height of the closed solids in mm [default: life size].")
 @click.option("--no-video", is_flag=True, help="Skip turntable.mp4 / turntable.gif (same as leaving 'video' out).")
 @click.option("--frames", type=option_range("frames"), default=Options.frames, show_default=True)
 @click.option("--sweep", "sweep_degrees", type=option_range("sweep_degrees", float), default=Options.sweep_degrees,
@@ -115,11 +125,14 @@ def _load_engine(name: str):
               default=str(Options.texture_size), show_default=True, callback=lambda _ctx, _param, value: int(value))
 @click.option("--render-size", type=option_range("render_size"), default=Options.render_size, show_default=True)
 @click.option("--engine", "engine_name", type=click.Choice(list(engine_names())), default="cpu", show_default=True)
-def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, outputs: frozenset[str], no_video: bool,
-                frames: int, sweep_degrees: float, texture_size: int, render_size: int, engine_name: str) -> None:
-    """Reconstruct 3D faces from PHOTO files into OUTDIR (OBJ/MTL/PNG, GLB, vis.png, turntable, result.json)."""
+def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, outputs: frozenset[str], units: str | None,
+                solid: bool, print_height_mm: float | None, no_video: bool, frames: int, sweep_degrees: float,
+                texture_size: int, render_size: int, engine_name: str) -> None:
+    """Reconstruct 3D faces from PHOTO files into OUTDIR (OBJ/MTL/PNG, GLB, vis.png, turntable, result.json; on
+    request STL, 3MF, PLY, USDZ)."""
     options = Options(max_faces=max_faces, video=not no_video, frames=frames, sweep_degrees=sweep_degrees,
-                      texture_size=texture_size, render_size=render_size, outputs=outputs)
+                      texture_size=texture_size, render_size=render_size, outputs=outputs, units=units,
+                      solid=solid, print_height_mm=print_height_mm)
     engine = _load_engine(engine_name)
     click.echo(ROW.format(photo="photo", faces="faces", yaw="yaw", warnings="warnings", ms="ms"))
     outcomes = []

@@ -33,4 +33,4 @@ def process_photo(data: bytes, name: str, engine: Engine, options: Options, outd
         recon.photo = photo
     files = write_artifacts(recon, Path(outdir), options, progress)
     artifacts = [path for path in files if path.name != RESULT_NAME]
-    return PhotoResult(reconstruction=recon, files=files, document=result_document(recon, artifacts))
+    return PhotoResult(reconstruction=recon, files=files, document=result_document(recon, artifacts, options))

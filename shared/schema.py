@@ -41,12 +41,18 @@ class Bounds:
         return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
 
 
+# What a reconstruction can write (result.json always): `face3d reconstruct --outputs` and JobOptions.outputs.
+OUTPUTS = ("json", "obj", "glb", "vis", "video", "stl", "3mf", "ply", "usdz")
+DEFAULT_OUTPUTS = ("json", "obj", "glb", "vis", "video")
+UNITS = ("m", "mm")                 # of OBJ, PLY and STL files (glTF and USD are always in metres)
+
 # The engine options' ranges, declared once. Their defaults are the engine's (shared/engines/base.py Options).
 OPTION_BOUNDS: dict[str, Bounds] = {
     "max_faces": Bounds(ge=1, le=50),
     "frames": Bounds(ge=1, le=360),
     "sweep_degrees": Bounds(gt=0, le=360),
     "render_size": Bounds(ge=64, le=2048),
+    "print_height_mm": Bounds(ge=10, le=1000),
 }
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 
@@ -66,6 +72,14 @@ class JobOptions(BaseModel):
     texture_size: int | None = Field(None, description="UV atlas side: 256, 512, 1024, 2048 or 4096.")
     render_size: int | None = Field(None, **OPTION_BOUNDS["render_size"].limits(),
                                     description="Turntable frame side in pixels.")
+    outputs: list[str] | None = Field(None, description=f"What to write: any of {', '.join(OUTPUTS)} (a list or "
+                                      f"comma-separated); result.json always. Default: {','.join(DEFAULT_OUTPUTS)}.")
+    units: str | None = Field(None, description="Length unit of OBJ, PLY and STL files: m or mm (default: mm for "
+                              "closed solids, m for the open shell; 3MF is always mm, GLB and USDZ always m).")
+    solid: bool | None = Field(None, description="Close the OBJ and PLY meshes into a solid too (STL and 3MF are "
+                               "always closed).")
+    print_height_mm: float | None = Field(None, **OPTION_BOUNDS["print_height_mm"].limits(),
+                                          description="Height of the closed solids in mm (default: life size).")
     webhook_url: str | None = Field(None, max_length=2000, description="POSTed a signed event when the job "
                                     "finishes (Standard Webhooks); public http(s) hosts only.")
 
@@ -74,6 +88,25 @@ class JobOptions(BaseModel):
     def _power_of_two(cls, value: int | None) -> int | None:
         if value is not None and value not in TEXTURE_SIZES:
             raise ValueError(f"must be one of {', '.join(map(str, TEXTURE_SIZES))}")
+        return value
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _output_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, list):
+            unknown = sorted({str(name) for name in value} - set(OUTPUTS))
+            if unknown or not value:
+                raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(OUTPUTS)}")
+            return sorted(set(value) | {"json"}, key=OUTPUTS.index)
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and value not in UNITS:
+            raise ValueError(f"must be one of {', '.join(UNITS)}")
         return value
 
     def engine_options(self) -> dict[str, Any]:

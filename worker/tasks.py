@@ -141,7 +141,7 @@ def options_for_engine(raw: dict[str, Any] | None) -> Options:
         raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}", ErrorCode.VALIDATION_FAILED)
     try:
         return Options(**(raw or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InputError(f"invalid options: {exc}", ErrorCode.VALIDATION_FAILED) from None
 
 

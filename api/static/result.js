@@ -6,6 +6,7 @@ import { FaceViewer } from "./viewer.js";
 const $ = (id) => document.getElementById(id);
 const faceFiles = (i) => [
   [`face_${i}.glb`, "GLB"], [`face_${i}.obj`, "OBJ"], [`face_${i}.mtl`, "MTL"], [`face_${i}_texture.png`, "Texture PNG"],
+  [`face_${i}.stl`, "STL"], [`face_${i}.3mf`, "3MF"], [`face_${i}.ply`, "PLY"], [`face_${i}.usdz`, "USDZ"],
 ];
 const JOB_FILES = [["result.json", "JSON"], ["vis.png", "Photo PNG"], ["turntable.mp4", "MP4"], ["turntable.gif", "GIF"]];
 const DEGREES = (value) => `${Math.round(value)}°`;

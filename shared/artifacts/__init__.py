@@ -1,6 +1,7 @@
 """Engine-neutral artifact writers: a Reconstruction in, the files a person downloads out.
 
-Per face i: face_<i>.obj/.mtl/_texture.png and face_<i>.glb; per photo: vis.png, result.json and, when
+Per face i: face_<i>.obj/.mtl/_texture.png and face_<i>.glb, and on request face_<i>.stl/.3mf/.ply/.usdz
+(shared.artifacts.formats); per photo: vis.png, result.json and, when
 ``options.video``, turntable.mp4 + turntable.gif (all faces tiled in one clip, see ``shared.artifacts.turntable``).
 Stage timings "export", "render" and "encode" (ms) are added to ``recon.timings_ms``.
 """
@@ -14,7 +15,8 @@ from typing import Iterator
 import cv2
 
 from face3d.shared.artifacts.document import result_document, write_document
-from face3d.shared.artifacts.meshes import write_face_files
+from face3d.shared.artifacts.formats import write_face_formats
+from face3d.shared.artifacts.meshes import sized_texture, write_face_files
 from face3d.shared.artifacts.turntable import turntable_frames, write_gif, write_mp4
 from face3d.shared.artifacts.vis import draw_vis
 from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
@@ -31,6 +33,11 @@ def _stage(recon: Reconstruction, name: str, progress: ProgressFn | None) -> Ite
     recon.timings_ms[name] = recon.timings_ms.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
+def _texture_for_formats(face, options: Options):
+    wanted = options.wants("ply") or options.wants("usdz")
+    return sized_texture(face.texture, options.texture_size) if wanted and face.texture is not None else None
+
+
 def write_artifacts(recon: Reconstruction, outdir: Path, options: Options,
                     progress: ProgressFn | None = None) -> list[Path]:
     """Write every artifact of ``recon`` into ``outdir`` (created if needed); returns the paths, result.json last."""
@@ -39,7 +46,8 @@ def write_artifacts(recon: Reconstruction, outdir: Path, options: Options,
     files: list[Path] = []
     with _stage(recon, "export", progress):
         for face in recon.faces:
-            files += write_face_files(face, outdir, options.texture_size, options.outputs).as_list()
+            files += write_face_files(face, outdir, options).as_list()
+            files += write_face_formats(face, outdir, options, _texture_for_formats(face, options))
     with _stage(recon, "render", progress):
         vis = draw_vis(recon) if options.wants("vis") else None
         frames = list(turntable_frames(recon.faces, options.frames, options.sweep_degrees, options.render_size)) \
@@ -52,7 +60,7 @@ def write_artifacts(recon: Reconstruction, outdir: Path, options: Options,
         if frames:
             files.append(write_mp4(frames, outdir / "turntable.mp4"))
             files.append(write_gif(frames, outdir / "turntable.gif"))
-    files.append(write_document(result_document(recon, files), outdir / RESULT_NAME))
+    files.append(write_document(result_document(recon, files, options), outdir / RESULT_NAME))
     return files
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from face3d.shared.artifacts.formats import units_of
 from face3d.shared.artifacts.meshes import face_file_names
-from face3d.shared.engines.base import Camera, Face, Reconstruction
+from face3d.shared.engines.base import Camera, Face, Options, Reconstruction
 
 RESULT_VERSION = 1
 AXES = ("metres; right-handed; +x = subject's left (image right), +y = up, +z = out of the face towards the camera; "
@@ -41,6 +42,8 @@ def _face(face: Face, present: set[str]) -> dict:
         "roll": round(float(face.roll), ANGLE_DECIMALS),
         "warnings": list(face.warnings),
         "texture_synthesized": None if face.texture is None else round(float(face.texture_synthesized), 4),
+        "texture_mirrored": face.texture_mirrored,
+        "occluded": face.occluded,
         "vertex_count": int(len(face.vertices)),
         "triangle_count": int(len(face.triangles)),
         "files": files,
@@ -60,7 +63,14 @@ def _landmarks_68(face: Face) -> dict:
     return document
 
 
-def result_document(recon: Reconstruction, files: list[Path]) -> dict:
+def file_units(present: set[str], options: Options | None) -> dict[str, str]:
+    """The length unit of each mesh format written (the JSON and glTF/USD stay in metres)."""
+    suffixes = {Path(name).suffix.lstrip(".") for name in present}
+    options = options or Options()
+    return {output: units_of(output, options) for output in ("obj", "ply", "stl", "3mf") if output in suffixes}
+
+
+def result_document(recon: Reconstruction, files: list[Path], options: Options | None = None) -> dict:
     """The result.json content for ``recon``; ``files`` are the artifacts written (only their names are used)."""
     present = {Path(f).name for f in files}
     return {
@@ -68,6 +78,7 @@ def result_document(recon: Reconstruction, files: list[Path]) -> dict:
         "engine": recon.engine,
         "image": {"width": int(recon.width), "height": int(recon.height)},
         "units": "metres",
+        "file_units": file_units(present, options),
         "axes": AXES,
         "faces": [_face(face, present) for face in recon.faces],
         "files": {key: name for key, name in SCENE_FILES.items() if name in present},

@@ -1,5 +1,9 @@
 """Per-face mesh files through trimesh: face_<i>.obj + face_<i>.mtl + face_<i>_texture.png, and face_<i>.glb.
 
+The GLB is single-sided, with a second primitive on the same points facing the other way in a dark material: a
+viewer never shows the inside of the shell as skin. The OBJ is in ``options.units`` (metres by default) and, with
+``options.solid``, closed into the relief of shared/artifacts/solid.py (the added wall and back in a dark material).
+
 Texture encoding is the slow part (Pillow's default PNG level costs ~250 ms for a 1024^2 photo texture), so:
 the PNG beside the OBJ is written once by OpenCV at a fast zlib level (lossless), and the GLB embeds a JPEG
 (quality 90; trimesh keeps JPEG for images whose format is JPEG), which also keeps the GLB small for web viewers.
@@ -7,7 +11,7 @@ the PNG beside the OBJ is written once by OpenCV at a fast zlib level (lossless)
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,7 +23,9 @@ from trimesh.exchange.obj import export_obj
 from trimesh.visual.material import PBRMaterial, SimpleMaterial
 from trimesh.visual.texture import TextureVisuals
 
-from face3d.shared.engines.base import Face
+from face3d.shared.artifacts.formats import BACK_RGB, UNIT_SCALE, format_file_names, solid_of, units_of
+from face3d.shared.artifacts.solid import Relief
+from face3d.shared.engines.base import Face, Options
 
 PNG_LEVEL = 1
 GLB_JPEG_QUALITY = 90
@@ -38,7 +44,8 @@ class FaceFiles:
 
 def face_file_names(index: int) -> dict[str, str]:
     stem = f"face_{index}"
-    return {"obj": f"{stem}.obj", "mtl": f"{stem}.mtl", "texture": f"{stem}_texture.png", "glb": f"{stem}.glb"}
+    return {"obj": f"{stem}.obj", "mtl": f"{stem}.mtl", "texture": f"{stem}_texture.png", "glb": f"{stem}.glb",
+            **format_file_names(index)}
 
 
 def _jpeg_image(texture: np.ndarray) -> Image.Image:
@@ -49,33 +56,62 @@ def _jpeg_image(texture: np.ndarray) -> Image.Image:
     return image
 
 
-def _mesh(face: Face, material) -> trimesh.Trimesh:
+def _mesh(face: Face, material, scale: float = 1.0) -> trimesh.Trimesh:
     visual = TextureVisuals(uv=np.clip(face.uvs, 0.0, 1.0), material=material)
-    return trimesh.Trimesh(vertices=face.vertices, faces=face.triangles, vertex_normals=face.normals,
-                           visual=visual, process=False, validate=False)
+    return trimesh.Trimesh(vertices=np.asarray(face.vertices) * scale, faces=face.triangles,
+                           vertex_normals=face.normals, visual=visual, process=False, validate=False)
 
 
-def obj_mesh(face: Face, material_name: str) -> trimesh.Trimesh:
+def obj_mesh(face: Face, material_name: str, scale: float = 1.0) -> trimesh.Trimesh:
     # No image on the material: trimesh would re-encode it slowly; the map_Kd line points at our own PNG.
     material = SimpleMaterial(name=material_name, diffuse=(255, 255, 255, 255), ambient=(255, 255, 255, 255),
                               specular=(0, 0, 0, 255), glossiness=1.0)
-    return _mesh(face, material)
+    return _mesh(face, material, scale)
 
 
-def glb_mesh(face: Face, texture: np.ndarray) -> trimesh.Trimesh:
-    # Skin is a dielectric (glTF's default metallicFactor of 1 renders it dark); an open shell shows its inside too.
+def glb_scene(face: Face, texture: np.ndarray) -> trimesh.Scene:
+    # Skin is a dielectric (glTF's default metallicFactor of 1 renders it dark). Single-sided: the back primitive
+    # (the same points, triangles turned round) shows the inside of the shell dark instead of as skin.
     material = PBRMaterial(name=f"face_{face.index}", baseColorTexture=_jpeg_image(texture), metallicFactor=0.0,
-                           roughnessFactor=0.9, doubleSided=True)
-    return _mesh(face, material)
+                           roughnessFactor=0.9, doubleSided=False)
+    back = trimesh.Trimesh(vertices=face.vertices, faces=np.asarray(face.triangles)[:, ::-1],
+                           vertex_normals=-np.asarray(face.normals), process=False, validate=False)
+    back.visual = TextureVisuals(material=PBRMaterial(name=f"face_{face.index}_back", metallicFactor=0.0,
+                                                      roughnessFactor=1.0, baseColorFactor=(*BACK_RGB, 255)))
+    scene = trimesh.Scene()
+    scene.add_geometry(_mesh(face, material), geom_name=f"face_{face.index}", node_name=f"face_{face.index}")
+    scene.add_geometry(back, geom_name=f"face_{face.index}_back", node_name=f"face_{face.index}_back")
+    return scene
 
 
-def _write_obj(face: Face, names: dict[str, str], outdir: Path) -> None:
-    mesh = obj_mesh(face, Path(names["texture"]).stem)
-    text, files = export_obj(mesh, include_normals=True, include_texture=True, return_texture=True,
-                             digits=6, mtl_name=names["mtl"], header="face3d")
+def _back_of(solid: Relief, index: int) -> trimesh.Trimesh:
+    """The relief's wall and back plate, for a solid OBJ: its own vertices, joined to the face along the outline."""
+    added = solid.triangles[solid.face_triangles:]
+    used, inverse = np.unique(added, return_inverse=True)
+    back = trimesh.Trimesh(solid.vertices[used], inverse.reshape(-1, 3), process=False, validate=False)
+    back.visual = TextureVisuals(uv=np.zeros((len(used), 2)), material=SimpleMaterial(
+        name=f"face_{index}_back", diffuse=(*BACK_RGB, 255), ambient=(0, 0, 0, 255), specular=(0, 0, 0, 255)))
+    back.metadata["name"] = f"face_{index}_back"
+    return back
+
+
+def _write_obj(face: Face, names: dict[str, str], outdir: Path, options: Options) -> None:
+    units = units_of("obj", options)
+    if options.solid:                # the face's vertices move with the relief's size option
+        solid = solid_of(face, options, units)
+        face = replace(face, vertices=solid.vertices[: solid.face_vertices])
+        meshes = [obj_mesh(face, Path(names["texture"]).stem), _back_of(solid, face.index)]
+        meshes[0].metadata["name"] = f"face_{face.index}"
+    else:
+        meshes = [obj_mesh(face, Path(names["texture"]).stem, UNIT_SCALE[units])]
+    text, files = export_obj(trimesh.Scene(meshes) if len(meshes) > 1 else meshes[0], include_normals=True,
+                             include_texture=True, return_texture=True, digits=6, mtl_name=names["mtl"],
+                             header=f"face3d; units: {units}")
     (outdir / names["obj"]).write_text(text)
-    mtl = files[names["mtl"]].decode() + f"\nmap_Kd {names['texture']}\n"
-    (outdir / names["mtl"]).write_text(mtl)
+    material = f"newmtl {Path(names['texture']).stem}"
+    blocks = [block + f"\nmap_Kd {names['texture']}" if block.strip().startswith(material) else block
+              for block in files[names["mtl"]].decode().split("\n\n")]
+    (outdir / names["mtl"]).write_text("\n\n".join(blocks) + "\n")
 
 
 def sized_texture(texture: np.ndarray, size: int) -> np.ndarray:
@@ -90,20 +126,19 @@ def sized_texture(texture: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(texture, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def write_face_files(face: Face, outdir: Path, texture_size: int,
-                     outputs: frozenset[str] = frozenset({"obj", "glb"})) -> FaceFiles:
-    """The OBJ (+ MTL + texture PNG) and GLB of one face, each only if ``outputs`` names it."""
+def write_face_files(face: Face, outdir: Path, options: Options) -> FaceFiles:
+    """The OBJ (+ MTL + texture PNG) and GLB of one face, each only if ``options.outputs`` names it."""
     names = face_file_names(face.index)
-    obj, glb = "obj" in outputs, "glb" in outputs
+    obj, glb = options.wants("obj"), options.wants("glb")
     paths = FaceFiles(*(outdir / names[key] if wanted else None
                         for key, wanted in (("obj", obj), ("mtl", obj), ("texture", obj), ("glb", glb))))
     if not (obj or glb):
         return paths
-    texture = sized_texture(face.texture, texture_size)
+    texture = sized_texture(face.texture, options.texture_size)
     if obj:
-        _write_obj(face, names, outdir)
+        _write_obj(face, names, outdir, options)
         cv2.imwrite(str(paths.texture), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
     if glb:
-        paths.glb.write_bytes(export_glb(trimesh.Scene(glb_mesh(face, texture))))
+        paths.glb.write_bytes(export_glb(glb_scene(face, texture)))
     return paths

@@ -15,11 +15,11 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from face3d.shared.schema import DEFAULT_OUTPUTS, OUTPUTS, UNITS
+
 ProgressFn = Callable[[str], None]
 
-
-OUTPUTS = ("json", "obj", "glb", "vis", "video")      # what a reconstruction can write; result.json always
-TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video"})
+TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "ply", "usdz"})    # the others need no texture
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,19 @@ class Options:
     sweep_degrees: float = 60.0    # total yaw sweep of the turntable (60 = +-30 like HRN; 360 = full turn)
     render_size: int = 512         # turntable / render frame side in pixels
     max_pixels: int = 50_000_000   # decoded pixel limit (decompression-bomb guard)
-    outputs: frozenset[str] = frozenset(OUTPUTS)   # artifacts to write (see OUTPUTS); "json" alone skips textures
+    outputs: frozenset[str] = frozenset(DEFAULT_OUTPUTS)   # artifacts to write (OUTPUTS); "json" alone: no texture
+    units: str | None = None       # OBJ / PLY / STL length unit, "m" or "mm" (default: mm closed, m open; glTF: m)
+    solid: bool = False            # close OBJ and PLY into a solid too (STL and 3MF always are)
+    print_height_mm: float | None = None   # height of the solids (STL, 3MF, solid OBJ / PLY); default: life size
+
+    def __post_init__(self) -> None:
+        outputs = frozenset(self.outputs) | {"json"}          # a stored job's options carry a list
+        unknown = sorted(outputs - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"unknown output(s): {', '.join(unknown)}")
+        if self.units not in (None, *UNITS):
+            raise ValueError(f"units must be one of {', '.join(UNITS)}")
+        object.__setattr__(self, "outputs", outputs)
 
     def wants(self, output: str) -> bool:
         return output in self.outputs and (output != "video" or (self.video and self.frames > 0))
@@ -82,7 +94,7 @@ class Face:
     uvs: np.ndarray                               # (N, 2) float32 in [0, 1], v = 0 at the bottom of the texture
     normals: np.ndarray                           # (N, 3) float32, unit
     texture: np.ndarray | None                    # (T, T, 3) uint8 RGB, row 0 = top (v = 1); None if not asked for
-    texture_synthesized: float                    # fraction of texture pixels not seen in the photo (mirrored/filled)
+    texture_synthesized: float                    # share of the surface colour not seen in the photo (mirrored/filled)
     landmarks_2d: np.ndarray                      # (K, 2) photo pixels
     landmarks_3d: np.ndarray                      # (K, 3) metres, face frame
     camera: Camera
@@ -90,6 +102,8 @@ class Face:
     extra: dict[str, object] = field(default_factory=dict)
     landmarks_68: np.ndarray | None = None        # (68, 2) photo pixels, iBUG / dlib order (jaw on the true jaw)
     landmarks_68_3d: np.ndarray | None = None     # (68, 3) metres, face frame, the same points
+    texture_mirrored: float | None = None         # share of the surface colour taken from the mirror image
+    occluded: float | None = None                 # share of the face found covered by something (0: nothing)
 
 
 @dataclass

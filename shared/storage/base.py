@@ -9,7 +9,9 @@ from typing import BinaryIO, Protocol
 from face3d.shared.errors import ErrorCode, Face3dError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_EXTRA_TYPES = {".glb": "model/gltf-binary", ".obj": "model/obj", ".mtl": "model/mtl", ".json": "application/json"}
+_EXTRA_TYPES = {".glb": "model/gltf-binary", ".obj": "model/obj", ".mtl": "model/mtl", ".json": "application/json",
+                ".stl": "model/stl", ".3mf": "model/3mf", ".ply": "application/octet-stream",
+                ".usdz": "model/vnd.usdz+zip"}
 MAX_NAME = 120
 
 
