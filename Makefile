@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu bench-accuracy clean
+.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures clean
 
 install: $(VENV)/.installed
 
@@ -46,9 +46,13 @@ bench-gpu: install
 	$(BIN)/python bench/bench_gpu.py
 
 AFLW   ?= ../shared/benchmarks/aflw2000-3d-dev
+FACES  ?= ../shared/faces
 
 bench-accuracy: install   # AFLW=<folder> for any AFLW2000-3D folder with a ground_truth.jsonl
 	$(BIN)/python bench/bench_accuracy.py $(AFLW)
+
+bench-textures: install   # FACES=<folder> for another folder of photos, e.g. $(AFLW) with ARGS=--summary
+	$(BIN)/python bench/bench_textures.py $(FACES) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,11 +1,12 @@
 """Measures of a face texture that a person sees: the seam down the UV midline, and how much of the atlas is used.
 
 The seam: a texture made from a photo of one half of a face and the mirror image of that half can show a line or a
-step where the halves meet (u = 0.5): a dark streak where the midline sampled hair, or a hard colour split. Per
-atlas row the largest horizontal colour step (RGB distance) within a narrow band around the midline, averaged over
-the rows of the chart, divided by the median horizontal colour step over the whole chart (the texture's ordinary
-local gradient). A clean face measures a few units (the band's maximum of 2 * BAND + 1 ordinary steps, plus the
-nose's ridge); a streak or split measures several times that.
+step where the halves meet (u = 0.5): a dark streak where the midline sampled hair, or a hard colour split. The
+measure is the mean colour step across the midline relative to the texture's median local colour step: the texture
+resized to SIDE, averaged over STEP x STEP boxes; the step at a column boundary is the RGB distance between the box
+just left of it and the box just right of it. Its mean over the chart's rows at the midline, divided by its median
+over the boundaries of the central band of the chart (|u - 0.5| < BAND, the midline's own columns left out), where
+the UV layout's scale is close to the midline's. A texture whose midline is like its surroundings measures about 1.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import cv2
 import numpy as np
 
 SIDE = 256                   # the texture is measured at this side (a seam is wider than a texel at any size)
-BAND = 3                     # texels either side of the midline at SIDE (~2 mm of a life-size face)
+STEP = 4                     # box side at SIDE: ~2.5 mm of a life-size face
+BAND = 0.15                  # half width (in u) of the central band the ordinary step is measured on
 
 
 def chart_mask(uvs: np.ndarray, triangles: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -24,22 +26,24 @@ def chart_mask(uvs: np.ndarray, triangles: np.ndarray, side: int = SIDE) -> np.n
     return cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
 
 
-def horizontal_steps(texture: np.ndarray, side: int = SIDE) -> np.ndarray:
-    """(side, side - 1) RGB distance between horizontally neighbouring texels of the texture resized to side."""
+def box_steps(texture: np.ndarray, side: int = SIDE, step: int = STEP) -> np.ndarray:
+    """(side, side) RGB distance between the step x step box left of each column boundary and the one right of it
+    (column j: the boundary between columns j - 1 and j) of the texture resized to side."""
     small = cv2.resize(np.asarray(texture)[:, :, :3], (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return np.linalg.norm(small[:, 1:] - small[:, :-1], axis=2)
+    box = cv2.blur(small, (step, step), borderType=cv2.BORDER_REFLECT)   # centred: box[:, j] spans j - 2 .. j + 1
+    left, right = np.roll(box, step // 2, axis=1), np.roll(box, -(step - step // 2), axis=1)
+    return np.linalg.norm(left - right, axis=2)
 
 
 def seam_step(texture: np.ndarray, uvs: np.ndarray, triangles: np.ndarray) -> float:
-    """The mean largest colour step across the UV midline over the texture's median local colour step."""
-    steps = horizontal_steps(texture)
-    chart = chart_mask(uvs, triangles)
-    valid = chart[:, 1:] & chart[:, :-1]
-    middle = SIDE // 2 - 1                        # steps[:, middle] lies between the two midline columns
-    band = slice(middle - BAND, middle + BAND + 1)
-    rows = valid[:, band].all(axis=1)
-    ordinary = float(np.median(steps[valid]))
-    return float(steps[rows, band].max(axis=1).mean() / max(ordinary, 1e-6))
+    """The mean colour step across the UV midline over the texture's median colour step (see the module doc)."""
+    steps = box_steps(texture)
+    inside = cv2.erode(chart_mask(uvs, triangles).astype(np.uint8), np.ones((STEP + 1, 2 * STEP + 1), np.uint8))
+    inside = inside.astype(bool)
+    middle = SIDE // 2
+    offset = np.abs(np.arange(SIDE) - middle)
+    band = inside & ((offset > STEP) & (offset < BAND * SIDE))[None, :]
+    return float(steps[inside[:, middle], middle].mean() / max(float(np.median(steps[band])), 1e-6))
 
 
 def atlas_use(uvs: np.ndarray, triangles: np.ndarray, side: int = 1024) -> float:

@@ -5,7 +5,9 @@ tiles, both BlazeFace models) -> verify every box with the 468-point landmark mo
 the landmark-derived region, shape residual against the mean face; boxes under 24 px by detector agreement instead)
 -> similarity Procrustes pose (observed depth stretched 1.0-1.4x to best fit x, y) -> Loop-subdivided
 mesh in the face frame -> texture atlas sampled from the full-resolution photo; texels hidden by nearer geometry (depth
-buffer), facing away or off the photo take their mirror texel or a push-pull fill, blended by feathered weights.
+buffer), facing away or off the photo take their mirror texel where that one saw skin, or a push-pull fill, blended by
+feathered weights; non-skin samples near the face's edges are not trusted, and what covers the face is never
+mirrored (texture.py, skin.py, occlusion.py).
 ``CpuEngine.detect_faces`` stops after verification (boxes, scores, 2D landmarks) for engines that bring their own
 reconstruction.
 """

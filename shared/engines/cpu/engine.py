@@ -12,16 +12,19 @@ from face3d.shared.engines.cpu.detect import Detector
 from face3d.shared.engines.cpu.finding import FaceFinder, Found, side_of
 from face3d.shared.engines.cpu.fitting import FaceFit, fuse, robust_fit
 from face3d.shared.engines.cpu.landmarks import LandmarkModel, Roi
+from face3d.shared.engines.cpu.fusion import mediapipe_68
 from face3d.shared.engines.cpu.mesh import posed
 from face3d.shared.engines.cpu.morph import default_morph
+from face3d.shared.engines.cpu.occlusion import eye_disagreement
 from face3d.shared.engines.cpu.quiet import native_noise_filtered
 from face3d.shared.engines.cpu.robust import CROP_SCALES, RobustModel
-from face3d.shared.engines.cpu.texture import bake
+from face3d.shared.engines.cpu.texture import TextureResult, bake
 from face3d.shared.engines.cpu.topology import dense_topology
 from face3d.shared.errors import EngineUnavailable, NoFaceError
 
 SMALL_FACE_PX = 40
 EXTREME_YAW = 45.0
+MIRRORED_SHARE = 0.20       # more of the surface colour than this from the mirror image: "texture_mirrored"
 MANY_FACES = 4               # past this many faces each gets one crop (and its mirror) instead of three
 
 
@@ -137,10 +140,12 @@ class CpuEngine:
     def _face(self, index: int, found: Found, fit: FaceFit, rgb: np.ndarray, options: Options,
               shared_warnings: list[str]) -> Face:
         g = fit.geometry
-        texture = bake(rgb, posed(g), options.texture_size) if options.needs_texture else None
+        texture = None
+        if options.needs_texture:
+            texture = bake(rgb, posed(g), options.texture_size, _disagreement(found, fit))
         box = _box_of(fit.landmarks_68) if found.fit is None else found.box
         warnings = [w for w in shared_warnings if w == "low_light_enhanced"]
-        warnings += _face_warnings(box, rgb.shape, g.yaw, texture is not None and texture.mirrored)
+        warnings += _face_warnings(box, rgb.shape, g.yaw, texture)
         return Face(
             index=index, bbox=box, score=float(found.score),
             yaw=g.yaw, pitch=g.pitch, roll=g.roll,
@@ -150,11 +155,14 @@ class CpuEngine:
             landmarks_2d=g.camera.project(g.landmarks_3d).astype(np.float32),
             landmarks_3d=g.landmarks_3d.astype(np.float32), camera=g.camera, warnings=warnings,
             landmarks_68=fit.landmarks_68.astype(np.float32), landmarks_68_3d=fit.landmarks_68_3d.astype(np.float32),
-            extra=_extra(found, fit),
+            extra=_extra(found, fit) | ({} if texture is None else _occlusion_extra(texture)),
+            texture_mirrored=None if texture is None else round(texture.mirrored, 4),
+            occluded=None if texture is None else round(texture.occluded, 4),
         )
 
 
-def _face_warnings(box: tuple[float, ...], shape: tuple[int, ...], yaw: float, mirrored: bool) -> list[str]:
+def _face_warnings(box: tuple[float, ...], shape: tuple[int, ...], yaw: float,
+                   texture: TextureResult | None) -> list[str]:
     warnings = []
     if side_of(box) < SMALL_FACE_PX:
         warnings.append("small_face")
@@ -162,9 +170,20 @@ def _face_warnings(box: tuple[float, ...], shape: tuple[int, ...], yaw: float, m
         warnings.append("face_cut_by_edge")
     if abs(yaw) > EXTREME_YAW:
         warnings.append("extreme_yaw")
-    if mirrored:
+    if texture is not None and texture.occluded > 0:
+        warnings.append("occluded")
+    if texture is not None and texture.mirrored > MIRRORED_SHARE:
         warnings.append("texture_mirrored")
     return warnings
+
+
+def _occlusion_extra(texture: TextureResult) -> dict[str, object]:
+    return {"occlusion_cues": {k: round(v, 4) for k, v in texture.occlusion.cues.items()},
+            "occluded_features": list(texture.occlusion.features)}
+
+
+def _disagreement(found: Found, fit: FaceFit) -> tuple[float, float] | None:
+    return None if found.fit is None else eye_disagreement(mediapipe_68(found.fit.points), fit.robust.points)
 
 
 def _extra(found: Found, fit: FaceFit) -> dict[str, object]:
