@@ -1,5 +1,5 @@
-"""/v1/jobs: submit a photo, follow the job, fetch its files, cancel or delete it (the submit itself:
-api/submission.py)."""
+"""/v1/jobs: submit a photo, follow the job, fetch its files, cancel, retry or delete it (the submit itself and the
+retry: api/submission.py)."""
 from __future__ import annotations
 
 import re
@@ -65,6 +65,14 @@ def cancel_job(job_id: str) -> Response:
     if job.is_terminal and job.webhook_url:      # canceled while queued: the API finished it
         svc.queue.announce_finished([job.id])
     return _json(job_view(job, _base_url(svc)).model_dump_json(), status=202)
+
+
+@bp.post("/<job_id>/retry")
+def retry_job(job_id: str) -> Response:
+    """Submit a failed job's stored input again, as a new job linked to it (``retry_of``)."""
+    svc = services()
+    job, created = submission.retry(svc, _visible_job(svc, job_id))
+    return _job_response(svc, job, created=created)
 
 
 @bp.delete("/<job_id>")

@@ -142,6 +142,16 @@ def _job_paths() -> dict[str, Any]:
         "/v1/jobs/{job_id}/cancel": {"post": _operation(
             "cancelJob", "Cancel a job", "jobs", {"202": _json("Job", "Canceled, or cancel requested while it runs")},
             problems=(404, 409), parameters=[_JOB_ID])},
+        "/v1/jobs/{job_id}/retry": {"post": _operation(
+            "retryJob", "Retry a failed job", "jobs", {
+                "202": _json("Job", "The new job (queued), with retry_of = the failed one", "Location",
+                             "Idempotent-Replayed", "Preference-Applied"),
+                "200": _json("Job", "Finished within the Prefer wait, or an idempotent replay", "Location",
+                             "Idempotent-Replayed", "Preference-Applied")},
+            problems=(404, 409), parameters=[_JOB_ID, _PREFER, _IDEMPOTENCY_KEY],
+            description="Submits the failed job's stored input again as a new job with the same engine, options "
+                        "and webhook; the failed job stays as it is. 409: the job is not failed, or its input is "
+                        "no longer stored.")},
         "/v1/jobs/{job_id}/artifacts/{name}": {"get": _operation(
             "getArtifact", "Download a result file", "jobs", {
                 "200": {"description": "The file (local storage), with its own media type, e.g. "

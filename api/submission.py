@@ -24,8 +24,8 @@ from face3d.api.services import Services
 from face3d.shared import jobs
 from face3d.shared.config import Settings
 from face3d.shared.engines import engine_names
-from face3d.shared.errors import ErrorCode, Face3dError
-from face3d.shared.imaging import check_image_bytes
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
+from face3d.shared.imaging import check_image_bytes, sniff_image_type
 from face3d.shared.models import Job
 from face3d.shared.schema import JobOptions
 from face3d.shared.storage import input_key, job_prefix
@@ -178,17 +178,40 @@ def create_job(svc: Services, upload: FileStorage, data: bytes, media_type: str,
     # Capped from the left so the extension stays: input_name is a 255-character column.
     name = (secure_filename(upload.filename or "")[-MAX_INPUT_NAME:].lstrip("._")
             or "photo" + (mimetypes.guess_extension(media_type) or ""))
+    fingerprint = request_fingerprint(digest, engine, _fingerprinted(options, webhook_url))
+    return _insert_with_input(svc, name, data, media_type, fingerprint, engine=engine, options=options,
+                              owner_id=auth.current_owner(), webhook_url=webhook_url)
+
+
+def retry(svc: Services, failed: Job) -> tuple[Job, bool]:
+    """POST /v1/jobs/{id}/retry: the failed job's stored input submitted again as a new job with the same engine,
+    options, owner and webhook, linked to it by ``retry_of``. The old job stays as it is."""
+    jobs.require_retryable(failed)
+    auth.enforce_active_job_cap(svc.settings, svc.session_factory)
+    try:
+        data = svc.storage.get_bytes(failed.input_key)
+    except NotFound:
+        raise Conflict(f"job {failed.id} has no stored input any more; submit the photo again") from None
+    fingerprint = request_fingerprint(hashlib.sha256(data).hexdigest(), failed.engine, {"retry_of": failed.id})
+    job, created = _insert_with_input(svc, failed.input_name, data, sniff_image_type(data) or "", fingerprint,
+                                      engine=failed.engine, options=failed.options, owner_id=failed.owner_id,
+                                      webhook_url=failed.webhook_url, retry_of=failed.id)
+    if created:
+        send_or_fail(svc, job)
+    return job, created
+
+
+def _insert_with_input(svc: Services, name: str, data: bytes, media_type: str, fingerprint: str,
+                       **row: Any) -> tuple[Job, bool]:
+    """Store the bytes under a new job id, then commit its row; the stored copy goes again when the insert fails
+    or replays an earlier request (same Idempotency-Key)."""
     job_id = uuid.uuid4().hex
-    key = input_key(job_id, name)
-    svc.storage.put_bytes(key, data, content_type=media_type)
+    svc.storage.put_bytes(input_key(job_id, name), data, content_type=media_type or None)
     try:
         job, created = jobs.create_job(
-            svc.session_factory, engine=engine, options=options, input_name=name, input_key=key,
-            input_size=len(data), input_sha256=digest,
-            idempotency_key=auth.scoped_idempotency_key(_idempotency_key()),
-            request_fingerprint=request_fingerprint(digest, engine, _fingerprinted(options, webhook_url)),
-            job_id=job_id, owner_id=auth.current_owner(), webhook_url=webhook_url,
-        )
+            svc.session_factory, input_name=name, input_key=input_key(job_id, name), input_size=len(data),
+            input_sha256=hashlib.sha256(data).hexdigest(), job_id=job_id, request_fingerprint=fingerprint,
+            idempotency_key=auth.scoped_idempotency_key(_idempotency_key()), **row)
     except BaseException:
         svc.storage.delete_prefix(job_prefix(job_id))
         raise

@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import requests
 
@@ -17,6 +17,7 @@ from face3d.shared.schema import Job, JobList, JobOptions, sign
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60
+UPDATE_POLL_S = 2               # per request while a caller shows progress (wait(on_update=...))
 RECONNECT_GIVE_UP_S = 120       # wait() without a timeout stops retrying an unreachable server after this
 RECONNECT_BACKOFF = Backoff(first_s=0.25, max_s=5.0)
 
@@ -32,7 +33,14 @@ class ApiError(Face3dError):
 
 
 class ServerUnreachable(Face3dError):
-    code = ErrorCode.INTERNAL
+    """No answer at all: nothing listens at the address, or the connection broke."""
+
+    code = ErrorCode.SERVER_UNREACHABLE
+
+    @classmethod
+    def at(cls, server_url: str) -> "ServerUnreachable":
+        return cls(f"cannot reach the face3d server at {server_url}: is it running? (start it with `make run`, "
+                   "or set --server / FACE3D_SERVER)")
 
 
 def _error_code(value: Any) -> ErrorCode:
@@ -76,22 +84,29 @@ class Face3dClient:
         return Job.model_validate(self._request("GET", f"/v1/jobs/{job_id}", headers=headers,
                                                 extra_timeout=wait_s or 0))
 
-    def wait(self, job_id: str, timeout: float | None = 600.0) -> Job:
+    def wait(self, job_id: str, timeout: float | None = 600.0,
+             on_update: Callable[[Job], None] | None = None) -> Job:
         """Follow a job until it is terminal (long-polling with Prefer: wait); raises Face3dError(TIMEOUT).
+        ``on_update`` is called with the job whenever its stage or progress changed (it then polls every
+        UPDATE_POLL_S instead of holding one long request).
 
         A server that restarts or is briefly unavailable (connection errors, 502/503/504) is retried with backoff
         until ``timeout``, or for RECONNECT_GIVE_UP_S without a timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        retry = _Reconnect()
+        retry, seen = _Reconnect(), None
+        longest = UPDATE_POLL_S if on_update else MAX_SERVER_WAIT_S
         while True:
-            remaining = MAX_SERVER_WAIT_S if deadline is None else deadline - time.monotonic()
+            remaining = longest if deadline is None else deadline - time.monotonic()
             try:
-                job = self.get(job_id, wait_s=max(1, min(MAX_SERVER_WAIT_S, int(remaining))))
+                job = self.get(job_id, wait_s=max(1, min(longest, int(remaining))))
             except Face3dError as error:
                 if not _transient(error) or not retry.sleep(deadline):
                     raise
                 continue
             retry.reset()
+            if on_update and (job.state, job.stage, job.progress) != seen:
+                seen = (job.state, job.stage, job.progress)
+                on_update(job)
             if job.state.is_terminal:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -107,14 +122,19 @@ class Face3dClient:
     def delete(self, job_id: str) -> None:
         self._request("DELETE", f"/v1/jobs/{job_id}")
 
-    def download(self, job_id: str, outdir: str | Path) -> list[Path]:
-        """Save every artifact of a finished job into ``outdir``; returns the written paths."""
+    def retry(self, job_id: str) -> Job:
+        """Submit a failed job's stored input again, as a new job (its ``retry_of`` is ``job_id``)."""
+        return Job.model_validate(self._request("POST", f"/v1/jobs/{job_id}/retry",
+                                                headers={"Idempotency-Key": uuid.uuid4().hex}))
+
+    def download(self, job_id: str, outdir: str | Path, folder: str | None = None) -> list[Path]:
+        """Save every artifact of a finished job into ``outdir/<folder>/`` (default folder: the job id, so jobs
+        never overwrite each other's files); returns the written paths."""
         job = self.get(job_id)
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        target_dir = Path(outdir) / (folder or job.id)
         written = []
         for artifact in job.artifacts:
-            target = outdir / Path(artifact.name).name
+            target = target_dir / Path(artifact.name).name
             self._download_file(artifact.url, target)
             written.append(target)
         return written
@@ -165,20 +185,26 @@ class Face3dClient:
                     raise _api_error(response)
                 return [json.loads(line) for line in response.iter_lines() if line.strip()]
         except requests.RequestException as exc:
-            raise ServerUnreachable(f"cannot reach the face3d server at {self.server_url}: {exc}") from exc
+            raise ServerUnreachable.at(self.server_url) from exc
 
     # ------------------------------------------------------------ transport
 
     def _download_file(self, url: str, target: Path) -> None:
+        """Written beside the target and renamed when complete: a failed download leaves no partial file."""
+        partial = target.with_name(f".{target.name}.part")
         try:
             with self.session.get(url, stream=True, timeout=self.timeout) as response:
                 if response.status_code >= 400:
                     raise _api_error(response)
-                with target.open("wb") as out:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with partial.open("wb") as out:
                     for chunk in response.iter_content(chunk_size=1 << 16):
                         out.write(chunk)
+            partial.replace(target)
         except requests.RequestException as exc:
-            raise ServerUnreachable(f"download of {url} failed: {exc}") from exc
+            raise ServerUnreachable(f"download of {url} broke off: {exc.__class__.__name__}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
 
     def _request(self, method: str, path: str, extra_timeout: float = 0, **kwargs: Any) -> Any:
         url = self.server_url + path
@@ -186,7 +212,7 @@ class Face3dClient:
             response = self.session.request(method, url, timeout=(self.timeout, self.timeout + extra_timeout),
                                             **kwargs)
         except requests.RequestException as exc:
-            raise ServerUnreachable(f"cannot reach the face3d server at {self.server_url}: {exc}") from exc
+            raise ServerUnreachable.at(self.server_url) from exc
         if response.status_code >= 400:
             raise _api_error(response)
         return response.json() if response.content else None

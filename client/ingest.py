@@ -12,14 +12,14 @@ import json
 import sqlite3
 import threading
 import time
-import zipfile
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from face3d.client.http import ApiError, ServerUnreachable
 from face3d.shared.errors import Backoff, ErrorCode, Face3dError, retrying
+from face3d.client.sources import SourceItem, is_s3, iter_items, read_item
 from face3d.shared.schema import UniqueNames, failed_line
 
 POLL_S = 1.0
@@ -31,16 +31,6 @@ UPLOAD_BACKOFF = Backoff(first_s=2.0, max_s=30.0)
 RETRY_STATUSES = (429, 502, 503, 504)
 
 
-@dataclass(frozen=True)
-class SourceItem:
-    """One input: its name in the results, and either a way to read its bytes or a reference the server reads."""
-
-    name: str
-    read: Callable[[], bytes] | None = None
-    url: str | None = None
-    key: str | None = None
-
-
 @dataclass
 class IngestReport:
     batch_id: str
@@ -48,81 +38,11 @@ class IngestReport:
     uploaded: int = 0           # items sent to the server by this run
     written: int = 0            # result lines written by this run
     counts: dict[str, int] = field(default_factory=dict)    # state -> lines in the whole output file
+    skipped: list[str] = field(default_factory=list)        # files of a folder or zip that are not photos
 
-
-# ---------------------------------------------------------------- sources
-
-
-def is_s3(source: str) -> bool:
-    return source.startswith("s3://")
-
-
-def iter_items(source: str) -> Iterator[SourceItem]:
-    """The items of a local source: a folder (recursively), a .zip, a .jsonl manifest, or a single file."""
-    path = Path(source)
-    if path.is_dir():
-        yield from _folder_items(path)
-    elif path.suffix.lower() == ".zip":
-        yield from _zip_items(path)
-    elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        yield from _manifest_items(path)
-    elif path.is_file():
-        yield SourceItem(path.name, read=path.read_bytes)
-    else:
-        raise Face3dError(f"{source} is not a folder, .zip, .jsonl manifest, file or s3:// prefix",
-                          ErrorCode.INVALID_REQUEST)
-
-
-def _folder_items(folder: Path) -> Iterator[SourceItem]:
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            yield SourceItem(relative.as_posix(), read=path.read_bytes)
-
-
-def _zip_items(path: Path) -> Iterator[SourceItem]:
-    with zipfile.ZipFile(path) as archive:
-        names = [info.filename for info in archive.infolist()
-                 if not info.is_dir() and "__MACOSX" not in info.filename.split("/")]
-    for name in names:
-        yield SourceItem(name, read=lambda name=name: _read_zip_entry(path, name))
-
-
-def _read_zip_entry(path: Path, name: str) -> bytes:
-    with zipfile.ZipFile(path) as archive:
-        return archive.read(name)
-
-
-def _manifest_items(path: Path) -> Iterator[SourceItem]:
-    """Lines like {"path": "photos/a.jpg"} (relative to the manifest), {"url": "s3://b/k"} or {"key": "uploads/k"},
-    each with an optional "name". A broken line becomes an item that fails with the reason."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                yield _manifest_item(path.parent, number, line)
-
-
-def _manifest_item(base: Path, number: int, line: str) -> SourceItem:
-    try:
-        entry = json.loads(line)
-        if not isinstance(entry, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        return SourceItem(f"line {number}", read=_raiser(f"manifest line {number} is not valid JSON: {exc}"))
-    name = entry.get("name")
-    if entry.get("path"):
-        file = base / entry["path"]
-        return SourceItem(str(name or entry["path"]), read=file.read_bytes)
-    if entry.get("url") or entry.get("key"):
-        reference = entry.get("url") or entry.get("key")
-        return SourceItem(str(name or reference.rsplit("/", 1)[-1]), url=entry.get("url"), key=entry.get("key"))
-    return SourceItem(str(name or f"line {number}"), read=_raiser(f"manifest line {number} has no path, url or key"))
-
-
-def _raiser(message: str) -> Callable[[], bytes]:
-    def read() -> bytes:
-        raise Face3dError(message, ErrorCode.INVALID_REQUEST)
-    return read
+    @property
+    def failed(self) -> int:
+        return sum(count for state, count in self.counts.items() if state != "succeeded")
 
 
 # ---------------------------------------------------------------- resumable state
@@ -167,9 +87,9 @@ class ResultsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: dict[str, dict[str, Any]] = {}
+        self.handle: Any = None         # opened at the first line, so a run that writes none leaves no file
         if path.exists():
             self._load()
-        self.handle = path.open("a", encoding="utf-8")
 
     def _load(self) -> None:
         raw = self.path.read_bytes()
@@ -182,12 +102,15 @@ class ResultsFile:
                 self.lines[entry["name"]] = entry
 
     def write(self, entry: dict[str, Any]) -> None:
+        if self.handle is None:
+            self.handle = self.path.open("a", encoding="utf-8")
         self.handle.write(json.dumps(entry) + "\n")
         self.handle.flush()
         self.lines[entry["name"]] = entry
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 def state_path(output: Path) -> Path:
@@ -207,47 +130,85 @@ class Ingest:
         self.show_progress = progress
         self.client = client_factory()
         self._local = threading.local()
+        self.batch_id: str | None = None
+        self.report: IngestReport | None = None
+        self.skipped: list[str] = []
 
     def run(self, timeout_s: float | None = None) -> IngestReport:
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        state, results = IngestState(state_path(self.output)), ResultsFile(self.output)
+        """Upload what is missing and collect every result line. The state file is made only once the server
+        has made the batch, and the results file at its first line, so a run that fails early leaves nothing."""
+        items = [] if is_s3(self.source) else self._local_items()
+        state = self._open_state()
+        results = ResultsFile(self.output)
         try:
-            batch_id = self._batch(state)
+            self.batch_id = state.get("batch_id")
             if is_s3(self.source):
-                report = IngestReport(batch_id, total=int(self.client.get_batch(batch_id)["total"]))
+                self.report = IngestReport(self.batch_id, total=int(self.client.get_batch(self.batch_id)["total"]))
             else:
-                report = self._upload_all(state, results, batch_id)
-            self._collect(results, report, timeout_s)
-            report.counts = _count_states(results)
-            return report
+                self.report = self._upload_all(items, state, results, self.batch_id)
+            self.report.skipped = self.skipped
+            self._collect(results, self.report, timeout_s)
+            self.report.counts = _count_states(results)
+            return self.report
         finally:
             results.close()
             state.close()
 
-    def _batch(self, state: IngestState) -> str:
-        known = state.get("source")
-        if known is not None and known != self.source:
-            raise Face3dError(f"{self.output} belongs to an ingestion of {known}; choose another output file",
-                              ErrorCode.CONFLICT)
-        batch_id = state.get("batch_id")
-        if batch_id is None:
-            name = self.source[-255:]
-            prefix = self.source if is_s3(self.source) else None
-            batch_id = self.client.create_batch(self.options, s3_prefix=prefix, name=name)["id"]
-            state.put("source", self.source)
-            state.put("batch_id", batch_id)
-        return batch_id
+    def _local_items(self) -> list[SourceItem]:
+        names = UniqueNames()
+        return [SourceItem(names(item.name), item.read, item.url, item.key)
+                for item in iter_items(self.source, self.skipped)]
+
+    def _open_state(self) -> IngestState:
+        """The state of an earlier run of this output, or a new one for a batch made now."""
+        path = state_path(self.output)
+        if path.exists():
+            state = IngestState(path)
+            known = state.get("source")
+            if known is not None and known != self.source:
+                state.close()
+                raise Face3dError(f"{self.output} belongs to an ingestion of {known}; choose another output file",
+                                  ErrorCode.CONFLICT)
+            if state.get("batch_id"):
+                return state
+            state.close()
+        prefix = self.source if is_s3(self.source) else None
+        batch_id = self.client.create_batch(self.options, s3_prefix=prefix, name=self.source[-255:])["id"]
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        state = IngestState(path)
+        state.put("source", self.source)
+        state.put("batch_id", batch_id)
+        return state
+
+    def interrupted_message(self) -> str:
+        """What Ctrl-C leaves: the batch keeps running on the server; the same command resumes."""
+        rerun = (f"rerun `face3d ingest {self.source} -o {self.output}` with the same options to resume "
+                 "(finished items are not redone)")
+        if self.batch_id is None:
+            return f"interrupted before the server had a batch; {rerun}"
+        try:
+            batch = self.client.get_batch(self.batch_id)
+        except Face3dError:
+            return f"interrupted; batch {self.batch_id} stays on the server; {rerun}"
+        counts = batch.get("counts", {})
+        waiting = f"{counts.get('queued', 0)} queued and {counts.get('running', 0)} running"
+        not_sent = ""
+        if self.report is not None and self.report.total > batch["total"]:
+            not_sent = f"; {self.report.total - batch['total']} photo(s) were not uploaded yet"
+        return (f"interrupted: the server keeps working on batch {self.batch_id} ({waiting}, {batch['done']} of "
+                f"{batch['total']} done){not_sent}; {rerun}")
 
     # ------------------------------------------------------------ uploads
 
-    def _upload_all(self, state: IngestState, results: ResultsFile, batch_id: str) -> IngestReport:
-        names = UniqueNames()
-        items = [SourceItem(names(item.name), item.read, item.url, item.key) for item in iter_items(self.source)]
+    def _upload_all(self, items: list[SourceItem], state: IngestState, results: ResultsFile,
+                    batch_id: str) -> IngestReport:
         report = IngestReport(batch_id, total=len(items))
+        self.report = report
         uploaded = state.uploaded()
         todo = [item for item in items if item.name not in uploaded and item.name not in results.lines]
         bar = self._bar(len(items), len(items) - len(todo), "upload")
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
             running: set[Future] = set()
             for item in todo:
                 if len(running) >= 2 * self.concurrency:
@@ -255,7 +216,9 @@ class Ingest:
                 running.add(pool.submit(self._upload, batch_id, item))
             while running:
                 running = self._drain(running, state, results, report, bar)
-        bar.close()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)     # Ctrl-C: the uploads under way finish, no new one
+            bar.close()
         return report
 
     def _drain(self, running: set[Future], state: IngestState, results: ResultsFile, report: IngestReport,
@@ -280,7 +243,7 @@ class Ingest:
                 answer = _retrying(lambda: client.add_batch_reference(batch_id, item.name, url=item.url,
                                                                       key=item.key))
             else:
-                data = _read(item)
+                data = read_item(item)
                 answer = _retrying(lambda: client.add_batch_item(batch_id, item.name, data))
             return item.name, answer["job_id"], None
         except Face3dError as exc:
@@ -341,15 +304,6 @@ def _enough_new(unwritten: int, written: int, total: int) -> bool:
     O(n) per poll, O(n²) per batch. So read when the unwritten lines are RESULTS_GROWTH of the written ones (or
     the rest of the batch), which keeps the total O(n)."""
     return unwritten >= min(max(1, int(written * RESULTS_GROWTH)), total - written)
-
-
-def _read(item: SourceItem) -> bytes:
-    try:
-        return item.read()  # type: ignore[misc]
-    except OSError as exc:
-        raise Face3dError(f"cannot read {item.name}: {exc.strerror or exc}", ErrorCode.INVALID_REQUEST) from exc
-    except zipfile.BadZipFile as exc:
-        raise Face3dError(f"cannot unpack {item.name}: {exc}", ErrorCode.INVALID_REQUEST) from exc
 
 
 def _transient(error: Face3dError) -> bool:

@@ -13,16 +13,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 
-from face3d.shared.engines import engine_names
 from face3d.shared.engines.base import Options
 from face3d.shared.errors import ErrorCode, Face3dError
-from face3d.shared.schema import DEFAULT_OUTPUTS, OPTION_BOUNDS, OUTPUTS, TEXTURE_SIZES, UNITS
-
-
+from face3d.shared.mediatypes import images_in
+from face3d.shared.options import RECONSTRUCT, click_options
 
 ROW = "{photo:<32} {faces:>5}  {yaw:<24} {warnings:<40} {ms:>7}"
 
@@ -47,17 +45,13 @@ def output_dirs(photos: list[Path], outdir: Path) -> list[Path]:
     return dirs
 
 
-def parse_outputs(ctx: click.Context, param: click.Parameter, value: str) -> frozenset[str]:
-    names = {name.strip() for name in value.split(",") if name.strip()}
-    unknown = sorted(names - set(OUTPUTS))
-    if unknown or not names:
-        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from {','.join(OUTPUTS)}")
-    if "usdz" in names:
+def _require_writable(outputs: tuple[str, ...]) -> None:
+    """USDZ needs the `usd` extra: said before any photo is read."""
+    if "usdz" in outputs:
         from face3d.shared.artifacts.usdz import USD_EXTRA, usdz_available
 
         if not usdz_available():
-            raise click.BadParameter(USD_EXTRA)
-    return frozenset(names | {"json"})
+            raise click.BadParameter(USD_EXTRA, param_hint="--outputs")
 
 
 def _short(text: str, width: int) -> str:
@@ -84,14 +78,6 @@ def _run_one(photo: Path, outdir: Path, engine, options: Options) -> Outcome:
     return Outcome(photo.name, True, line)
 
 
-def option_range(name: str, kind: type = int) -> click.ParamType:
-    """The click range of an engine option: the API's bounds (shared.schema.OPTION_BOUNDS), so both accept the same."""
-    bounds = OPTION_BOUNDS[name]
-    low = bounds.ge if bounds.ge is not None else bounds.gt
-    kinds = {int: click.IntRange, float: click.FloatRange}
-    return kinds[kind](low, bounds.le, min_open=bounds.gt is not None)
-
-
 def _load_engine(name: str):
     from face3d.shared.engines import get_engine
 
@@ -105,47 +91,32 @@ def _load_engine(name: str):
 
 @click.command()
 @click.argument("photos", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+                type=click.Path(exists=True, readable=True, path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (one sub-folder per photo when several are given).")
-@click.option("--max-faces", type=option_range("max_faces"), default=Options.max_faces, show_default=True)
-@click.option("--outputs", default=",".join(DEFAULT_OUTPUTS), show_default=True, callback=parse_outputs,
-              help=f"What to write, comma-separated, from {','.join(OUTPUTS)}; result.json always. 'json' alone "
-                   "(landmarks and pose for a dataset) skips the textures too.")
-@click.option("--units", type=click.Choice(UNITS), default=None,
-              help="Length unit of OBJ, PLY and STL files [default: mm closed, m open]; 3MF is mm, GLB and USDZ m.")
-@click.option("--solid", is_flag=True, help="Close the OBJ and PLY meshes into a solid too (STL and 3MF always are).")
-@click.option("--print-height-mm", type=option_range("print_height_mm", float), default=None,
-              help="Height of the closed solids in mm [default: life size].")
-@click.option("--no-video", is_flag=True, help="Skip turntable.mp4 / turntable.gif (same as leaving 'video' out).")
-@click.option("--frames", type=option_range("frames"), default=Options.frames, show_default=True)
-@click.option("--sweep", "sweep_degrees", type=option_range("sweep_degrees", float), default=Options.sweep_degrees,
-              show_default=True, help="Turntable yaw sweep in degrees (60 = +-30, 360 = full turn).")
-@click.option("--texture-size", type=click.Choice([str(size) for size in TEXTURE_SIZES]),
-              default=str(Options.texture_size), show_default=True, callback=lambda _ctx, _param, value: int(value))
-@click.option("--render-size", type=option_range("render_size"), default=Options.render_size, show_default=True)
-@click.option("--engine", "engine_name", type=click.Choice(list(engine_names())), default="cpu", show_default=True)
-def reconstruct(photos: tuple[Path, ...], outdir: Path, max_faces: int, outputs: frozenset[str], units: str | None,
-                solid: bool, print_height_mm: float | None, no_video: bool, frames: int, sweep_degrees: float,
-                texture_size: int, render_size: int, engine_name: str) -> None:
-    """Reconstruct 3D faces from PHOTO files into OUTDIR (OBJ/MTL/PNG, GLB, vis.png, turntable, result.json; on
-    request STL, 3MF, PLY, USDZ)."""
-    options = Options(max_faces=max_faces, video=not no_video, frames=frames, sweep_degrees=sweep_degrees,
-                      texture_size=texture_size, render_size=render_size, outputs=outputs, units=units,
-                      solid=solid, print_height_mm=print_height_mm)
-    engine = _load_engine(engine_name)
+@click_options(RECONSTRUCT, server_defaults=False)
+def reconstruct(photos: tuple[Path, ...], outdir: Path, engine: str, **chosen_options: Any) -> None:
+    """Reconstruct 3D faces from PHOTOS (files or folders) into OUTDIR (OBJ/MTL/PNG, GLB, vis.png, turntable,
+    result.json; on request STL, 3MF, PLY, USDZ). A folder gives every photo in it (recursively); other files there
+    are skipped and listed."""
+    _require_writable(chosen_options["outputs"])
+    options = Options(**chosen_options)
+    files, skipped = images_in(list(photos))
+    if not files:
+        raise click.UsageError(f"no photo (JPEG, PNG, WebP, ...) in {', '.join(map(str, photos))}")
+    loaded = _load_engine(engine)
     click.echo(ROW.format(photo="photo", faces="faces", yaw="yaw", warnings="warnings", ms="ms"))
     outcomes = []
-    for photo, target in zip(photos, output_dirs(list(photos), outdir)):
-        outcome = _run_one(photo, target, engine, options)
+    for photo, target in zip(files, output_dirs(files, outdir)):
+        outcome = _run_one(photo, target, loaded, options)
         click.echo(outcome.line)
         outcomes.append(outcome)
     failed = [o for o in outcomes if not o.ok]
     click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} photos reconstructed into {outdir}")
+    if skipped:
+        click.echo(f"skipped {len(skipped)} file(s) that are not photos: {', '.join(map(str, skipped))}")
     if failed:
         raise SystemExit(1)
-
-
 
 
 @click.group()
@@ -180,18 +151,27 @@ def current(url: str | None) -> None:
 
 @click.group()
 def keys() -> None:
-    """Manage API keys (used when AUTH_MODE=on)."""
+    """Manage API keys (used when AUTH_MODE=on), in the database `face3d serve` uses: DATABASE_URL, or the
+    SQLite file in --data-dir ($FACE3D_DATA_DIR, default ./data). Each command says which database it uses."""
+
+
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The data folder of `face3d serve` (default: $FACE3D_DATA_DIR or ./data); ignored when DATABASE_URL is "
+         "set.")
 
 
 @keys.command("create")
 @click.option("--name", default="", help="A label for the key, e.g. the client's name.")
 @click.option("--admin", is_flag=True, help="The key sees and manages every key's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new key as JSON.")
-def create(name: str, admin: bool, as_json: bool) -> None:
-    """Create a key and print its token and webhook secret (shown only this once)."""
+@_data_dir_option
+def create(name: str, admin: bool, as_json: bool, data_dir: Path | None) -> None:
+    """Create a key and print its token and webhook secret (shown only this once). The database is made (and
+    migrated) if it does not exist yet, so keys can exist before the first start."""
     from face3d.shared.keys import create_key
 
-    with _session_factory() as sf:
+    with _session_factory(data_dir, create_missing=True) as sf:
         created = create_key(sf, name=name, admin=admin)
     key = created.key
     if as_json:
@@ -207,11 +187,12 @@ def create(name: str, admin: bool, as_json: bool) -> None:
 
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON lines.")
-def list_command(as_json: bool) -> None:
+@_data_dir_option
+def list_command(as_json: bool, data_dir: Path | None) -> None:
     """List keys (id, prefix, name, admin, created, revoked); never the tokens."""
     from face3d.shared.keys import list_keys
 
-    with _session_factory() as sf:
+    with _session_factory(data_dir) as sf:
         rows = list_keys(sf)
     for key in rows:
         revoked = key.revoked_at.isoformat() if key.revoked_at else None
@@ -225,31 +206,67 @@ def list_command(as_json: bool) -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
-def revoke(key_id: str) -> None:
+@_data_dir_option
+def revoke(key_id: str, data_dir: Path | None) -> None:
     """Revoke KEY_ID (the id or the shown prefix, e.g. f3d_AbCd1234): it gets 401 from now on."""
     from face3d.shared.keys import revoke_key
 
-    with _session_factory() as sf:
+    with _session_factory(data_dir) as sf:
         key = revoke_key(sf, key_id)
     click.echo(f"revoked key {key.id} ({key.prefix}...)")
 
 
 @contextmanager
-def _session_factory() -> Iterator:
-    """A session factory on the migrated database; typed errors become one line and exit status 1."""
+def _session_factory(data_dir: Path | None, create_missing: bool = False) -> Iterator:
+    """A session factory on the service's database, named on stderr; typed errors become one line and exit
+    status 1. A database that does not exist yet (or has no face3d schema) is refused unless ``create_missing``:
+    listing keys of an empty database made by mistake in the wrong folder would only say "no keys"."""
     from face3d.shared.config import load_settings
     from face3d.shared.db import make_engine, make_session_factory
     from face3d.shared.migrations import upgrade
 
     engine = None
     try:
-        settings = load_settings()
+        settings = load_settings(data_dir=data_dir)
+        shown = _describe_database(settings.database_url)
+        if not _database_exists(settings.database_url):
+            if not create_missing:
+                raise Face3dError(f"no face3d database at {shown}; pass the data folder `face3d serve` uses "
+                                  "(--data-dir DIR or FACE3D_DATA_DIR), or set DATABASE_URL", ErrorCode.NOT_FOUND)
+            click.echo(f"database: {shown} (new)", err=True)
+        else:
+            click.echo(f"database: {shown}", err=True)
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
         yield make_session_factory(engine)
-    except Face3dError as error:
+    except Face3dError as error:            # ConfigError included
         click.echo(f"error: {error.code.value}: {error.message}", err=True)
         sys.exit(1)
     finally:
         if engine is not None:
             engine.dispose()
+
+
+def _describe_database(url: str) -> str:
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"{parsed.database} (SQLite)"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _database_exists(url: str) -> bool:
+    """The database has a face3d schema; for SQLite, checked without creating the file."""
+    import sqlalchemy as sa
+
+    from face3d.shared.migrations import current_revisions
+
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            return False
+    try:
+        return bool(current_revisions(url))
+    except sa.exc.OperationalError:
+        return False

@@ -39,6 +39,7 @@ class ErrorCode(str, enum.Enum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_ACTIVE_JOBS = "too_many_active_jobs"
     UNAUTHORIZED = "unauthorized"
+    SERVER_UNREACHABLE = "server_unreachable"      # the client only: no answer from the server at all
     INTERNAL = "internal"
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from face3d.shared.db import SessionFactory, get_row, keyset_page, utcnow
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
 from face3d.shared.models import Job
-from face3d.shared.states import TERMINAL_STATES, JobState, parse_state, sources_of
+from face3d.shared.states import RETRYABLE_STATES, TERMINAL_STATES, JobState, parse_state, sources_of
 
 MAX_ERROR_MESSAGE = 4000
 CANCELED_MESSAGE = "canceled on request"
@@ -33,7 +33,7 @@ CANCELED_MESSAGE = "canceled on request"
 def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], input_name: str, input_key: str,
                input_size: int, input_sha256: str, idempotency_key: str | None = None,
                request_fingerprint: str | None = None, job_id: str | None = None, owner_id: str | None = None,
-               webhook_url: str | None = None) -> tuple[Job, bool]:
+               webhook_url: str | None = None, retry_of: str | None = None) -> tuple[Job, bool]:
     """Insert a queued job; returns (job, created).
 
     A repeated idempotency key with the same fingerprint returns the first job and created=False; with a different
@@ -43,7 +43,8 @@ def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], inpu
     job = Job(id=job_id or uuid.uuid4().hex, state=JobState.QUEUED, engine=engine, options=dict(options),
               input_name=input_name, input_key=input_key, input_size=input_size, input_sha256=input_sha256,
               idempotency_key=idempotency_key, request_fingerprint=request_fingerprint, progress=0.0, attempts=0,
-              cancel_requested=False, created_at=now, updated_at=now, owner_id=owner_id, webhook_url=webhook_url)
+              cancel_requested=False, created_at=now, updated_at=now, owner_id=owner_id, webhook_url=webhook_url,
+              retry_of=retry_of)
     try:
         with sf.begin() as session:
             session.add(job)
@@ -66,6 +67,14 @@ def _replayed(sf: SessionFactory, job_id: str, key: str, fingerprint: str | None
 
 def get_job(sf: SessionFactory, job_id: str) -> Job:
     return get_row(sf, Job, job_id, f"job {job_id}")
+
+
+def require_retryable(job: Job) -> Job:
+    """The job, when it may be retried (states.RETRYABLE_STATES); else Conflict naming its state."""
+    if job.state not in RETRYABLE_STATES:
+        allowed = " or ".join(state.value for state in RETRYABLE_STATES)
+        raise Conflict(f"job {job.id} is {job.state.value}; only a {allowed} job can be retried")
+    return job
 
 
 def find_job(sf: SessionFactory, job_id: str) -> Job | None:

@@ -57,6 +57,7 @@ class Job(Base):
     owner_id: Mapped[str | None] = mapped_column(sa.String(32))      # the ApiKey that submitted it
     webhook_url: Mapped[str | None] = mapped_column(sa.Text())
     batch_id: Mapped[str | None] = mapped_column(sa.String(32))      # the Batch it belongs to, if any
+    retry_of: Mapped[str | None] = mapped_column(sa.String(32))      # the failed job this one retries, if any
 
     @property
     def is_terminal(self) -> bool:

@@ -7,17 +7,20 @@ Rows are only read through their attributes; their type is named for readers, ne
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.mediatypes import SNIFF_BYTES, images_in, sniff_image_type  # noqa: F401 - for the client
+from face3d.shared.options import (  # noqa: F401 - re-exported for the client
+    DEFAULT_OUTPUTS, OPTIONS, OUTPUTS, TEXTURE_SIZES, UNITS, Bounds, OptionSpec, api_options, chosen, click_options,
+    pydantic_field,
+)
 from face3d.shared.states import JobState
 
 if TYPE_CHECKING:
@@ -29,89 +32,24 @@ MAX_ITEM_NAME = 255             # a batch item's name (the jobs.input_name colum
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """The accepted range of a numeric option (pydantic's names); the API schema and `face3d reconstruct` read it."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-
-    def limits(self) -> dict[str, float]:
-        return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
+# The options are declared once, in shared/options.py; re-exported here because the client reads them through the
+# public schema (it imports no other shared module).
+OPTION_BOUNDS: dict[str, Bounds] = {spec.name: spec.bounds for spec in OPTIONS if spec.bounds is not None}
 
 
-# What a reconstruction can write (result.json always): `face3d reconstruct --outputs` and JobOptions.outputs.
-OUTPUTS = ("json", "obj", "glb", "vis", "video", "stl", "3mf", "ply", "usdz")
-DEFAULT_OUTPUTS = ("json", "obj", "glb", "vis", "video")
-UNITS = ("m", "mm")                 # of OBJ, PLY and STL files (glTF and USD are always in metres)
-
-# The engine options' ranges, declared once. Their defaults are the engine's (shared/engines/base.py Options).
-OPTION_BOUNDS: dict[str, Bounds] = {
-    "max_faces": Bounds(ge=1, le=50),
-    "frames": Bounds(ge=1, le=360),
-    "sweep_degrees": Bounds(gt=0, le=360),
-    "render_size": Bounds(ge=64, le=2048),
-    "print_height_mm": Bounds(ge=10, le=1000),
-}
-TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
-
-
-class JobOptions(BaseModel):
-    """Reconstruction options; every field is optional and falls back to the engine default."""
-
+class _JobOptionsBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    engine: str | None = Field(None, description="Engine name (cpu | hrn); default: the server's default engine.")
-    max_faces: int | None = Field(None, **OPTION_BOUNDS["max_faces"].limits(),
-                                  description="Reconstruct at most this many faces.")
-    video: bool | None = Field(None, description="Render turntable.mp4 / turntable.gif.")
-    frames: int | None = Field(None, **OPTION_BOUNDS["frames"].limits(), description="Turntable frame count.")
-    sweep_degrees: float | None = Field(None, **OPTION_BOUNDS["sweep_degrees"].limits(),
-                                        description="Total yaw sweep of the turntable.")
-    texture_size: int | None = Field(None, description="UV atlas side: 256, 512, 1024, 2048 or 4096.")
-    render_size: int | None = Field(None, **OPTION_BOUNDS["render_size"].limits(),
-                                    description="Turntable frame side in pixels.")
-    outputs: list[str] | None = Field(None, description=f"What to write: any of {', '.join(OUTPUTS)} (a list or "
-                                      f"comma-separated); result.json always. Default: {','.join(DEFAULT_OUTPUTS)}.")
-    units: str | None = Field(None, description="Length unit of OBJ, PLY and STL files: m or mm (default: mm for "
-                              "closed solids, m for the open shell; 3MF is always mm, GLB and USDZ always m).")
-    solid: bool | None = Field(None, description="Close the OBJ and PLY meshes into a solid too (STL and 3MF are "
-                               "always closed).")
-    print_height_mm: float | None = Field(None, **OPTION_BOUNDS["print_height_mm"].limits(),
-                                          description="Height of the closed solids in mm (default: life size).")
-    webhook_url: str | None = Field(None, max_length=2000, description="POSTed a signed event when the job "
-                                    "finishes (Standard Webhooks); public http(s) hosts only.")
-
-    @field_validator("texture_size")
-    @classmethod
-    def _power_of_two(cls, value: int | None) -> int | None:
-        if value is not None and value not in TEXTURE_SIZES:
-            raise ValueError(f"must be one of {', '.join(map(str, TEXTURE_SIZES))}")
-        return value
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _output_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [name.strip() for name in value.split(",") if name.strip()]
-        if isinstance(value, list):
-            unknown = sorted({str(name) for name in value} - set(OUTPUTS))
-            if unknown or not value:
-                raise ValueError(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(OUTPUTS)}")
-            return sorted(set(value) | {"json"}, key=OUTPUTS.index)
-        return value
-
-    @field_validator("units")
-    @classmethod
-    def _unit(cls, value: str | None) -> str | None:
-        if value is not None and value not in UNITS:
-            raise ValueError(f"must be one of {', '.join(UNITS)}")
-        return value
 
     def engine_options(self) -> dict[str, Any]:
         """The options the engine receives (engine name excluded; unset fields left to the engine's defaults)."""
         return self.model_dump(exclude={"engine", "webhook_url"}, exclude_none=True)
+
+
+JobOptions = create_model(
+    "JobOptions", __base__=_JobOptionsBase, __module__=__name__,
+    __doc__="Reconstruction options; every field is optional and falls back to the engine default.",
+    **{spec.name: pydantic_field(spec) for spec in api_options()},
+)
 
 
 class ErrorInfo(BaseModel):
@@ -156,6 +94,7 @@ class Job(BaseModel):
     artifacts: list[Artifact] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     webhook_url: str | None = None
+    retry_of: str | None = Field(None, description="The failed job this one retries (POST /v1/jobs/{id}/retry).")
 
 
 class JobList(BaseModel):
@@ -254,7 +193,7 @@ def job_view(job: "JobRow", base_url: str) -> Job:
         started_at=job.started_at, finished_at=job.finished_at, error=error_of(job),
         faces=result.get("faces", []), warnings=result.get("warnings", []),
         artifacts=[{**a, "url": artifact_url(base_url, job.id, a["name"])} for a in result.get("artifacts", [])],
-        timings_ms=result.get("timings_ms", {}), webhook_url=job.webhook_url,
+        timings_ms=result.get("timings_ms", {}), webhook_url=job.webhook_url, retry_of=job.retry_of,
     )
 
 

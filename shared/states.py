@@ -29,6 +29,10 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+# A retry (POST /v1/jobs/{id}/retry) leaves the old job as it is and submits its stored input again as a new job.
+RETRYABLE_STATES = frozenset({JobState.FAILED})
+
+
 def sources_of(target: JobState) -> frozenset[JobState]:
     """Every state a job may move to ``target`` from."""
     return frozenset(source for source, targets in ALLOWED_TRANSITIONS.items() if target in targets)

@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from face3d.shared.schema import DEFAULT_OUTPUTS, OUTPUTS, UNITS
+from face3d.shared.options import ENGINE_DEFAULTS, OUTPUTS, UNITS
 
 ProgressFn = Callable[[str], None]
 
@@ -24,17 +24,20 @@ TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "ply", "usdz"})    #
 
 @dataclass(frozen=True)
 class Options:
-    max_faces: int = 20
+    """What one reconstruction is asked for. The public options' defaults, ranges and meaning are declared once in
+    shared/options.py; the rest are the service's own (min_face_px, max_pixels)."""
+
+    max_faces: int = ENGINE_DEFAULTS["max_faces"]
     min_face_px: int = 10          # smallest face box side, in photo pixels, that is reconstructed
-    texture_size: int = 1024       # UV atlas side in pixels
-    video: bool = True             # render turntable.mp4 / turntable.gif
-    frames: int = 30               # turntable frame count
-    sweep_degrees: float = 60.0    # total yaw sweep of the turntable (60 = +-30 like HRN; 360 = full turn)
-    render_size: int = 512         # turntable / render frame side in pixels
+    texture_size: int = ENGINE_DEFAULTS["texture_size"]
+    video: bool = ENGINE_DEFAULTS["video"]
+    frames: int = ENGINE_DEFAULTS["frames"]
+    sweep_degrees: float = ENGINE_DEFAULTS["sweep_degrees"]
+    render_size: int = ENGINE_DEFAULTS["render_size"]
     max_pixels: int = 50_000_000   # decoded pixel limit (decompression-bomb guard)
-    outputs: frozenset[str] = frozenset(DEFAULT_OUTPUTS)   # artifacts to write (OUTPUTS); "json" alone: no texture
+    outputs: frozenset[str] = frozenset(ENGINE_DEFAULTS["outputs"])   # see OUTPUTS; "json" alone: no texture
     units: str | None = None       # OBJ / PLY / STL length unit, "m" or "mm" (default: mm closed, m open; glTF: m)
-    solid: bool = False            # close OBJ and PLY into a solid too (STL and 3MF always are)
+    solid: bool = ENGINE_DEFAULTS["solid"]   # close OBJ and PLY into a solid too (STL and 3MF always are)
     print_height_mm: float | None = None   # height of the solids (STL, 3MF, solid OBJ / PLY); default: life size
 
     def __post_init__(self) -> None:

@@ -51,14 +51,16 @@ def test_cli_submit_status_download(server, faces_dir, tmp_path):
     photo = str(faces_dir / "a_frontal_obama.jpg")
     result = runner.invoke(submit, [photo, "--server", server, "--wait", "--max-faces", "1", "--no-video"])
     assert result.exit_code == 0, result.output
-    first_line = result.output.splitlines()[0]
-    assert first_line.endswith(": succeeded") and "face 0: box (10,20)-(110,140)" in result.output
-    job_id = first_line.split()[1].rstrip(":")
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": queued") and lines[-len(FILES) - 2].endswith(": succeeded"), result.output
+    assert "face 0: box (10,20)-(110,140)" in result.output
+    job_id = lines[0].split()[1].rstrip(":")
     result = runner.invoke(status, [job_id, "--server", server, "--json"])
     assert result.exit_code == 0 and '"state": "succeeded"' in result.output
     result = runner.invoke(download, [job_id, "-o", str(tmp_path / "dl"), "--server", server])
     assert result.exit_code == 0
     assert sorted(Path(line).name for line in result.output.splitlines()) == sorted(FILES)
+    assert {Path(line).parent for line in result.output.splitlines()} == {tmp_path / "dl" / job_id}
 
 
 def test_cli_reports_errors_without_traceback(server, tmp_path):

@@ -44,28 +44,20 @@ def test_usage_errors_exit_2(faces_dir, tmp_path):
     assert runner.invoke(reconstruct, ["-o", str(tmp_path)]).exit_code == 2                           # no photo
 
 
-def test_the_command_line_accepts_the_same_option_ranges_as_the_api(faces_dir, tmp_path):
-    """One declaration (shared.schema.OPTION_BOUNDS) for both: a value the API refuses, the CLI refuses too."""
-    import click
-
-    from face3d.shared.schema import TEXTURE_SIZES, JobOptions
-
-    schema = JobOptions.model_json_schema()["properties"]
-    params = {param.name: param for param in reconstruct.params}
-    for option, flag in (("max_faces", "max_faces"), ("frames", "frames"), ("sweep_degrees", "sweep_degrees"),
-                         ("render_size", "render_size")):
-        limits = schema[option]["anyOf"][0]
-        param_type = params[flag].type
-        assert (param_type.min, param_type.max) == (limits.get("minimum", limits.get("exclusiveMinimum")),
-                                                    limits["maximum"]), option
-        assert param_type.min_open == ("exclusiveMinimum" in limits), option
-    assert [int(choice) for choice in params["texture_size"].type.choices] == list(TEXTURE_SIZES)
-    photo = [str(faces_dir / "a_frontal_obama.jpg"), "-o", str(tmp_path)]
-    for refused in (["--max-faces", "51"], ["--frames", "361"], ["--sweep", "0"], ["--texture-size", "128"]):
-        with pytest.raises(click.BadParameter):
-            reconstruct.make_context("reconstruct", [*photo, *refused])
-    for accepted in (["--max-faces", "50"], ["--frames", "360"], ["--sweep", "360"], ["--texture-size", "4096"]):
-        assert reconstruct.make_context("reconstruct", [*photo, *accepted]).params
+def test_a_folder_gives_its_photos_and_lists_the_other_files(cpu_engine, faces_dir, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "hopper.jpg").write_bytes((faces_dir / "g_grayscale_hopper.jpg").read_bytes())
+    (folder / "README.md").write_text("# not a photo")
+    result = CliRunner().invoke(reconstruct, [str(folder), "-o", str(tmp_path / "out"), *FAST])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "result.json").is_file()              # one photo: straight into OUTDIR
+    assert "1 of 1 photos" in result.output and "skipped 1 file(s) that are not photos" in result.output
+    assert "README.md" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(reconstruct, [str(empty), "-o", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no photo" in result.output
 
 
 def test_outputs_json_writes_landmarks_and_pose_only(cpu_engine, faces_dir, tmp_path):

@@ -122,13 +122,14 @@ def test_glb_is_single_sided_with_a_dark_back(face, tmp_path):
 def test_the_cli_and_the_api_accept_the_same_output_names(tmp_path):
     from click.testing import CliRunner
 
-    from face3d.shared.commands import parse_outputs, reconstruct
+    from face3d.shared.commands import reconstruct
 
     assert {"stl", "3mf", "ply", "usdz"} <= set(OUTPUTS)
     everything = ",".join(name for name in OUTPUTS if name != "usdz")
-    assert parse_outputs(None, None, everything) == frozenset(JobOptions(outputs=everything).outputs)
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"not read: the options fail first")
+    parsed = reconstruct.make_context("reconstruct", [str(photo), "-o", "out", "--outputs", everything])
+    assert frozenset(parsed.params["outputs"]) == frozenset(JobOptions(outputs=everything).outputs)
     for bad in ("fbx", "stl,fbx"):
         with pytest.raises(ValueError, match="fbx"):
             JobOptions(outputs=bad)

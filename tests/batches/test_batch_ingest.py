@@ -1,4 +1,5 @@
-"""`face3d ingest` through the real stack: folder (with a non-image), crash + resume, rerun, S3 prefix, zip upload."""
+"""`face3d ingest` through the real stack: folder (a non-image in it is skipped), crash + resume, rerun, S3 prefix,
+zip upload."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from face3d.client.http import Face3dClient
-from face3d.client.ingest import Ingest
+from face3d.client.ingest import Ingest, IngestReport
 from tests.batches.conftest import FAST, ROOT, SOURCE_BUCKET
 from tests.batches.stack import batch_job_count, wait_until
 
@@ -23,9 +24,9 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def ingest(api_url: str, source: str, output: Path) -> None:
-    Ingest(source, output, lambda: Face3dClient(api_url), FAST, concurrency=4, progress=False,
-           poll_s=0.3).run(timeout_s=INGEST_TIMEOUT_S)
+def ingest(api_url: str, source: str, output: Path) -> IngestReport:
+    return Ingest(source, output, lambda: Face3dClient(api_url), FAST, concurrency=4, progress=False,
+                  poll_s=0.3).run(timeout_s=INGEST_TIMEOUT_S)
 
 
 def ingest_process(api_url: str, source: Path, output: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -47,28 +48,27 @@ def folder_run(api_url, stack_env, faces_dir, tmp_path_factory):
         process.send_signal(signal.SIGKILL)
         process.wait()
     lines_at_kill = output.read_text().count("\n")
-    ingest(api_url, str(faces_dir), output)
+    report = ingest(api_url, str(faces_dir), output)
+    assert report.skipped == ["SOURCES.md"]                     # not a photo by its bytes: never uploaded
     return output, lines_at_kill
 
 
 def test_folder_ingest_one_line_per_file_with_faces_and_reasons(folder_run, sf):
     output, lines_at_kill = folder_run
-    assert 1 <= lines_at_kill < PHOTO_COUNT + 1, "the ingest was not interrupted midway"
+    assert 1 <= lines_at_kill < PHOTO_COUNT, "the ingest was not interrupted midway"
     lines = read_lines(output)
     by_name = {line["name"]: line for line in lines}
-    assert len(lines) == len(by_name) == PHOTO_COUNT + 1          # every file exactly once, SOURCES.md included
-    assert by_name["SOURCES.md"]["state"] == "failed"
-    assert by_name["SOURCES.md"]["error"]["code"] == "unsupported_media_type"
+    assert len(lines) == len(by_name) == PHOTO_COUNT              # every photo exactly once, SOURCES.md skipped
     for name, line in by_name.items():
         if name.startswith("f_"):
             assert (line["state"], line["error"]["code"]) == ("failed", "no_face_detected"), line
-        elif name != "SOURCES.md":
+        else:
             assert line["state"] == "succeeded" and line["faces"] >= 1, line
             assert any(a["name"] == "face_0.glb" for a in line["artifacts"]), line
     assert by_name["c_group_t1_six.jpg"]["faces"] == 6
     assert by_name["a_frontal_obama.jpg"]["faces"] == 1
     job_ids = [line["job_id"] for line in lines]
-    assert batch_job_count(sf, _batch_of(sf, job_ids[0])) == PHOTO_COUNT + 1   # no item was created twice
+    assert batch_job_count(sf, _batch_of(sf, job_ids[0])) == PHOTO_COUNT       # no item was created twice
     assert all(line["reused_from"] is None for line in lines)      # each photo ran the engine exactly once
 
 

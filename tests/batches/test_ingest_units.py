@@ -8,7 +8,8 @@ import pytest
 
 from face3d.shared.schema import UniqueNames
 from face3d.shared.errors import Face3dError
-from face3d.client.ingest import ResultsFile, iter_items
+from face3d.client.ingest import ResultsFile
+from face3d.client.sources import iter_items
 from face3d.shared.jobs import canonical_options
 
 
@@ -33,16 +34,25 @@ def test_manifest_items_paths_urls_and_broken_lines(tmp_path):
         items[2].read()
 
 
-def test_folder_and_zip_items_skip_hidden_and_system_files(tmp_path):
+JPEG = b"\xff\xd8\xff\xe0 not decoded here"
+
+
+def test_folder_and_zip_items_skip_hidden_system_and_non_image_files(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
-    (tmp_path / "d" / "sub" / "a.jpg").write_bytes(b"a")
-    (tmp_path / "d" / ".hidden.jpg").write_bytes(b"h")
-    assert [item.name for item in iter_items(str(tmp_path / "d"))] == ["sub/a.jpg"]
+    (tmp_path / "d" / "sub" / "a.jpg").write_bytes(JPEG)
+    (tmp_path / "d" / ".hidden.jpg").write_bytes(JPEG)
+    (tmp_path / "d" / "README.md").write_text("# not a photo")
+    (tmp_path / "d" / "fake.jpg").write_text("<html>named like a photo</html>")
+    skipped: list[str] = []
+    assert [item.name for item in iter_items(str(tmp_path / "d"), skipped)] == ["sub/a.jpg"]
+    assert skipped == ["README.md", "fake.jpg"]                 # by their bytes, not their names
     with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
-        archive.writestr("x/a.jpg", b"1")
-        archive.writestr("__MACOSX/x/._a.jpg", b"2")
-    items = list(iter_items(str(tmp_path / "z.zip")))
-    assert [(item.name, item.read()) for item in items] == [("x/a.jpg", b"1")]
+        archive.writestr("x/a.jpg", JPEG)
+        archive.writestr("__MACOSX/x/._a.jpg", JPEG)
+        archive.writestr("notes.txt", b"text")
+    skipped = []
+    items = list(iter_items(str(tmp_path / "z.zip"), skipped))
+    assert [(item.name, item.read()) for item in items] == [("x/a.jpg", JPEG)] and skipped == ["notes.txt"]
     with pytest.raises(Face3dError):
         list(iter_items(str(tmp_path / "missing")))
 

@@ -138,7 +138,7 @@ def test_keys_cli_create_list_revoke(tmp_path, monkeypatch):
     runner = CliRunner()
     created = runner.invoke(main, ["keys", "create", "--admin", "--name", "ops", "--json"])
     assert created.exit_code == 0, created.output
-    info = json.loads(created.output)
+    info = json.loads(created.stdout)             # stderr names the database
     assert info["token"].startswith("f3d_") and info["webhook_secret"].startswith("whsec_") and info["admin"]
     plain = runner.invoke(main, ["keys", "create", "--name", "client"])
     assert plain.exit_code == 0 and "not shown again" in plain.output

@@ -43,7 +43,7 @@ def test_submit_without_a_key_is_unauthorized(server, obama_path):
 def test_api_key_flag_and_env_reach_the_server(server, callers, obama_path, tmp_path):
     result = run(submit, str(obama_path), "--server", server, "--api-key", callers.a.token, "--wait", "--json")
     assert result.exit_code == 0, result.output
-    job = json.loads(result.output)
+    job = json.loads(result.stdout)             # the job id and progress went to stderr
     assert job["state"] == "succeeded"
 
     result = run(status, job["id"], "--server", server, env={"FACE3D_API_KEY": callers.a.token})

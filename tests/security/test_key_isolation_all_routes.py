@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import pytest
 
+from face3d.shared import jobs
+from face3d.shared.errors import ErrorCode
 from tests.api.fakes import assert_problem, finish_job, post_photo
 from tests.security.conftest import Callers
 
@@ -19,11 +21,13 @@ ARTIFACT = "face_0.glb"
 
 @dataclass(frozen=True)
 class Owned:
-    """Key A's resources: a queued job (to cancel / delete), a finished one (with an artifact), a batch with an item."""
+    """Key A's resources: a queued job (to cancel / delete), a finished one (with an artifact), a failed one (to
+    retry), a batch with an item."""
 
     queued_job: str
     done_job: str
     batch: str
+    failed_job: str
 
 
 Request = tuple[str, dict[str, Any]]        # (url, keyword arguments of the test client's method)
@@ -42,6 +46,7 @@ ROUTES: dict[tuple[str, str], Callable[[Owned, bytes], Request]] = {
     ("/v1/batches/<batch_id>/results", "GET"): lambda o, _: (f"/v1/batches/{o.batch}/results", {}),
     ("/v1/batches/<batch_id>/items", "POST"): lambda o, photo: (f"/v1/batches/{o.batch}/items", _image_form(photo)),
     ("/v1/jobs/<job_id>/cancel", "POST"): lambda o, _: (f"/v1/jobs/{o.queued_job}/cancel", {}),
+    ("/v1/jobs/<job_id>/retry", "POST"): lambda o, _: (f"/v1/jobs/{o.failed_job}/retry", {}),
     ("/v1/batches/<batch_id>/cancel", "POST"): lambda o, _: (f"/v1/batches/{o.batch}/cancel", {}),
     ("/v1/jobs/<job_id>", "DELETE"): lambda o, _: (f"/v1/jobs/{o.queued_job}", {}),    # last: it removes the job
 }
@@ -68,7 +73,9 @@ def make_owned(client: Any, callers: Callers, session_factory: Any, storage: Any
     batch = client.post("/v1/batches", json={"name": "A's"}, headers=a).get_json()["id"]
     added = client.post(f"/v1/batches/{batch}/items", headers=a, **_image_form(photo))
     assert added.status_code == 201, added.get_data(as_text=True)
-    return Owned(queued, done, batch)
+    failed = post_photo(client, photo, headers=a, options={"max_faces": 2}).get_json()["id"]
+    assert jobs.mark_failed(session_factory, failed, ErrorCode.NO_FACE_DETECTED, "no face")
+    return Owned(queued, done, batch, failed)
 
 
 @pytest.fixture
@@ -88,8 +95,8 @@ def test_every_id_taking_route_is_mapped(app):
 
 
 def test_a_new_id_taking_route_would_be_caught(app):
-    app.add_url_rule("/v1/jobs/<job_id>/retry", "retry_job", lambda job_id: "", methods=["POST"])
-    assert id_taking_operations(app) - set(ROUTES) == {("/v1/jobs/<job_id>/retry", "POST")}
+    app.add_url_rule("/v1/jobs/<job_id>/rerun", "rerun_job", lambda job_id: "", methods=["POST"])
+    assert id_taking_operations(app) - set(ROUTES) == {("/v1/jobs/<job_id>/rerun", "POST")}
 
 
 def test_another_key_gets_404_everywhere_and_changes_nothing(app, callers, owned, obama_bytes):
@@ -104,6 +111,8 @@ def test_another_key_gets_404_everywhere_and_changes_nothing(app, callers, owned
     assert client.get(f"/v1/jobs/{owned.done_job}/artifacts/{ARTIFACT}", headers=a).data == b"glTF"
     batch = client.get(f"/v1/batches/{owned.batch}", headers=a).get_json()
     assert batch["total"] == 1 and batch["state"] != "canceled", batch
+    retried = [item for item in client.get("/v1/jobs?limit=100", headers=a).get_json()["items"] if item["retry_of"]]
+    assert retried == []                                        # B's retry made no job
 
 
 def test_the_admin_key_reaches_every_route(app, callers, owned, obama_bytes):
@@ -133,7 +142,7 @@ def test_lists_show_another_key_none_of_the_rows(app, callers, owned, obama_byte
     assert ids("/v1/batches", callers.b.headers) == {own_batch}
     results = client.get(f"/v1/batches/{owned.batch}/results", headers=callers.a.headers).get_data(as_text=True)
     a_batch_items = {json.loads(line)["job_id"] for line in results.splitlines()}
-    assert ids("/v1/jobs", callers.a.headers) == {owned.queued_job, owned.done_job} | a_batch_items
+    assert ids("/v1/jobs", callers.a.headers) == {owned.queued_job, owned.done_job, owned.failed_job} | a_batch_items
     assert a_rows <= ids("/v1/jobs", callers.admin.headers) | ids("/v1/batches", callers.admin.headers)
     assert own_job in ids("/v1/jobs", callers.admin.headers)
 
