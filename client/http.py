@@ -17,7 +17,7 @@ from face3d.shared.schema import Job, JobList, JobOptions, sign
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 60
-UPDATE_POLL_S = 2               # per request while a caller shows progress (wait(on_update=...))
+UPDATE_POLL_S = 1.0             # between two polls while a caller shows progress (wait(on_update=...))
 RECONNECT_GIVE_UP_S = 120       # wait() without a timeout stops retrying an unreachable server after this
 RECONNECT_BACKOFF = Backoff(first_s=0.25, max_s=5.0)
 
@@ -87,18 +87,17 @@ class Face3dClient:
     def wait(self, job_id: str, timeout: float | None = 600.0,
              on_update: Callable[[Job], None] | None = None) -> Job:
         """Follow a job until it is terminal (long-polling with Prefer: wait); raises Face3dError(TIMEOUT).
-        ``on_update`` is called with the job whenever its stage or progress changed (it then polls every
-        UPDATE_POLL_S instead of holding one long request).
+        ``on_update`` is called with the job whenever its state, stage or progress changed; it then polls every
+        UPDATE_POLL_S instead of holding one long request, which would answer only at the end.
 
         A server that restarts or is briefly unavailable (connection errors, 502/503/504) is retried with backoff
         until ``timeout``, or for RECONNECT_GIVE_UP_S without a timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         retry, seen = _Reconnect(), None
-        longest = UPDATE_POLL_S if on_update else MAX_SERVER_WAIT_S
         while True:
-            remaining = longest if deadline is None else deadline - time.monotonic()
+            remaining = MAX_SERVER_WAIT_S if deadline is None else deadline - time.monotonic()
             try:
-                job = self.get(job_id, wait_s=max(1, min(longest, int(remaining))))
+                job = self.get(job_id, wait_s=None if on_update else max(1, min(MAX_SERVER_WAIT_S, int(remaining))))
             except Face3dError as error:
                 if not _transient(error) or not retry.sleep(deadline):
                     raise
@@ -111,6 +110,8 @@ class Face3dClient:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise Face3dError(f"job {job_id} still {job.state.value} after {timeout:.0f} s", ErrorCode.TIMEOUT)
+            if on_update:
+                time.sleep(UPDATE_POLL_S)
 
     def list(self, state: str | None = None, limit: int = 50, cursor: str | None = None) -> JobList:
         params = {k: v for k, v in {"state": state, "limit": limit, "cursor": cursor}.items() if v is not None}

@@ -11,16 +11,19 @@ FAKE_FACE = {"index": 0, "bbox": [10.0, 20.0, 110.0, 140.0], "score": 0.97, "yaw
              "roll": 0.5, "warnings": []}
 
 
-def finish_job(sf: Any, storage: Any, job_id: str, files: dict[str, bytes] | None = None) -> None:
-    """queued -> running -> succeeded, with ``files`` stored as the job's artifacts."""
+def finish_job(sf: Any, storage: Any, job_id: str, files: dict[str, bytes] | None = None, *,
+               running: bool = False, **result_fields: Any) -> None:
+    """queued -> running -> succeeded (``running``: it already runs), with ``files`` stored as the job's artifacts;
+    ``result_fields`` replace parts of the result (faces, warnings)."""
     files = files if files is not None else {"result.json": b'{"faces": []}', "face_0.obj": b"v 0 0 0\n"}
-    assert jobs.mark_running(sf, job_id, "fake-worker")
+    assert running or jobs.mark_running(sf, job_id, "fake-worker")
     artifacts = []
     for name, data in files.items():
         key = output_key(job_id, name)
         storage.put_bytes(key, data, content_type=content_type_for(name))
         artifacts.append({"name": name, "key": key, "size": len(data), "content_type": content_type_for(name)})
-    result = {"faces": [FAKE_FACE], "artifacts": artifacts, "warnings": [], "timings_ms": {"total": 12.5}}
+    result = {"faces": [FAKE_FACE], "artifacts": artifacts, "warnings": [], "timings_ms": {"total": 12.5},
+              **result_fields}
     assert jobs.mark_succeeded(sf, job_id, result)
 
 
