@@ -1,5 +1,6 @@
 # face3d — `make run` (embedded default: API + worker, no external services) and `make test`.
-PYTHON ?= python3.11
+# Python 3.11 or 3.12: the first of them that runs (or PYTHON=/path/to/python3.x).
+PYTHON ?= $(shell for p in python3.11 python3.12; do $$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
@@ -11,14 +12,15 @@ DATA   ?= ./data
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=/path/to/python3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $@
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "need python3.11 or python3.12 on PATH (or: make PYTHON=/path/to/python3.12)"; exit 1; }
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing face3d and its dependencies into $(VENV) (the first time takes a few minutes) ..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
 
-run: install
-	$(BIN)/face3d serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+run: install   # a busy PORT or a DATA folder already served is refused with the fix; logs: $(DATA)/logs/serve.log
+	@$(BIN)/face3d serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 test: install
 	$(BIN)/python -m pytest -ra -q

@@ -18,21 +18,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import psutil
 import redis
 
 from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared.processes import set_parent_death_signal
 
 START_TIMEOUT_S = 15.0
-PR_SET_PDEATHSIG = 1
+PREVIOUS_EXIT_WAIT_S = 10.0
 
 
 @dataclass
@@ -111,6 +111,7 @@ def embedded_broker(data_dir: str | Path) -> Iterator[EmbeddedBroker]:
 
 def _start(folder: Path) -> EmbeddedBroker:
     folder.mkdir(parents=True, exist_ok=True)
+    _outlive_previous_server(folder)
     port = _free_port()
     command = [
         server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
@@ -119,7 +120,7 @@ def _start(folder: Path) -> EmbeddedBroker:
     ]
     # Own session: a terminal's Ctrl-C reaches the owner, which stops the broker last (after its worker).
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                               stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=set_parent_death_signal)
     url = f"redis://127.0.0.1:{port}/0"
     broker = EmbeddedBroker(url, process, folder)
     try:
@@ -131,12 +132,29 @@ def _start(folder: Path) -> EmbeddedBroker:
     return broker
 
 
-def _die_with_parent() -> None:
-    """Linux: the broker gets SIGTERM when its owner dies, even by SIGKILL, so no orphan keeps the data_dir."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _outlive_previous_server(folder: Path, wait_s: float = PREVIOUS_EXIT_WAIT_S) -> None:
+    """The server of an earlier owner that died (it got SIGTERM from the kernel) may still be writing its
+    append-only file: two servers must never share it. Wait for it to exit; refuse, naming it, if it does not.
+    Its leftover url and pid files are removed."""
+    previous = _recorded_server(folder)
+    deadline = time.monotonic() + wait_s
+    while previous is not None and previous.is_running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if previous is not None and previous.is_running():
+        raise Face3dError(f"the embedded broker of an earlier run (pid {previous.pid}) still runs on {folder} "
+                          f"without its owner; stop it with `kill {previous.pid}`", ErrorCode.BROKER_UNAVAILABLE)
+    for leftover in ("url", "server.pid"):
+        (folder / leftover).unlink(missing_ok=True)
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+def _recorded_server(folder: Path) -> psutil.Process | None:
+    """The process named by the server's pid file, if it still is a Valkey/Redis server."""
+    try:
+        process = psutil.Process(int((folder / "server.pid").read_text().strip()))
+        name = process.name()
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return process if "valkey" in name or "redis" in name else None
 
 
 def _wait_ready(broker: EmbeddedBroker, folder: Path) -> None:

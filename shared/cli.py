@@ -34,3 +34,7 @@ class EntryPointGroup(click.Group):
 @click.version_option(package_name="face3d")
 def main() -> None:
     """face3d: photos in, textured 3D faces out."""
+
+
+if __name__ == "__main__":
+    main()

@@ -140,7 +140,8 @@ def test_embedded_default_with_face3d_serve(faces_dir, tmp_path):
         code = _stop(serve, signal.SIGINT)
     output = log.read_text()
     assert code == 0, output[-3000:]
-    assert f"curl -F image=@photo.jpg {url}/v1/jobs" in output
+    assert f"curl -F image=@examples/frontal.jpg -H 'Prefer: wait=30' {url}/v1/jobs" in output
+    assert (data_dir / "logs" / "serve.log").is_file()    # the children's logs, not the terminal
     assert "stopping face3d" in output
     assert not (data_dir / "broker" / "url").exists()     # the embedded broker was stopped too
     assert (data_dir / "face3d.db").exists()
