@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psutil
 import pytest
@@ -26,13 +27,29 @@ FAST = {"video": False, "texture_size": 256}
 JOBS = 6
 
 
+class _AlwaysHealthy(BaseHTTPRequestHandler):
+    """Another server on the port that answers 200 to everything, /healthz included (the old serve's health check
+    took it for its own API and printed "running")."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"status": "ok"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_a_busy_port_is_refused_before_anything_starts(tmp_path):
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
+    holder = HTTPServer(("127.0.0.1", 0), _AlwaysHealthy)
+    threading.Thread(target=holder.serve_forever, daemon=True).start()
+    port = holder.server_address[1]
+    try:
         serve = ServeProcess(serve_command(port, tmp_path / "data"), tmp_path / "out.txt").start()
         code = serve.wait_exit(timeout=60)
+    finally:
+        holder.shutdown()
+        holder.server_close()
     assert code != 0
     text = serve.text
     assert f"port {port} on 127.0.0.1 is in use by pid {os.getpid()}" in text, text
@@ -78,6 +95,7 @@ def test_second_start_prints_the_url_then_kill_9_leaves_no_child_and_a_restart_f
             assert again.stop() == 0, again.text[-3000:]
             kill_all(restarted)
     finally:
+        started = started or (first.tree() if first.process.poll() is None else [])
         first.stop(signal.SIGKILL)
         kill_all(started)
 
