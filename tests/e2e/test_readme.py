@@ -52,11 +52,20 @@ def readme_blocks(readme: str) -> list[Block]:
     return blocks
 
 
+LOCAL_ONLY = (".git", ".venv*", "__pycache__", "*.egg-info", "data", "out", "build", ".pytest_cache", "models",
+              ".benchmarks", ".hypothesis", "node_modules")
+
+
 def fresh_copy(destination: Path) -> Path:
-    """The repository's files as a clone has them (tracked, plus new ones not ignored), and the test's .venv."""
+    """The repository's files as a clone has them (tracked, plus new ones not ignored; without git, the tree minus
+    what only a working copy has), and the test's .venv."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
+                            capture_output=True)
+    if listed.returncode != 0:
+        shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(*LOCAL_ONLY), symlinks=True)
+        (destination / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+        return destination
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)

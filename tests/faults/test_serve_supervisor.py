@@ -153,7 +153,7 @@ def test_the_banner_has_the_url_data_folder_auth_mode_and_a_curl_that_works(tmp_
     assert f"curl -F image=@examples/frontal.jpg -H 'Prefer: wait=30' {url}/v1/jobs" in open_banner
     keyed = banner(url, load_settings(env={"AUTH_MODE": "on"}, data_dir=tmp_path), None, None)
     assert "auth:  on" in keyed
-    assert f'curl -H "Authorization: Bearer $FACE3D_API_KEY" -F image=@examples/frontal.jpg' in keyed
+    assert 'curl -H "Authorization: Bearer $FACE3D_API_KEY" -F image=@examples/frontal.jpg' in keyed
 
 
 def _alive(process: psutil.Process) -> bool:
