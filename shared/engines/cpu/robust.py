@@ -22,6 +22,7 @@ import numpy as np
 from face3d.shared.engines.cpu.ibug68 import FLIP_68
 
 WEIGHTS = Path(__file__).with_name("weights")
+REGRESSOR = WEIGHTS / "tddfa_mb05_120.onnx"   # any 3DDFA_V2 120x120 62-parameter ONNX drops in here (weights/README.md)
 INPUT = 120
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 CROP_SCALES = (0.9, 1.0, 1.1)          # test-time crop scales around the landmark box (x mirror each)
@@ -112,7 +113,7 @@ def orthonormal(matrix: np.ndarray) -> np.ndarray:
 
 class RobustModel:
     def __init__(self, threads: int = 1) -> None:
-        self._regressor = _session(WEIGHTS / "tddfa_mb05_120.onnx", threads)
+        self._regressor = _session(REGRESSOR, threads)
         self._detector = _session(WEIGHTS / "faceboxes.onnx", threads)
         self._basis = basis()
 
