@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, jsonify
 from sqlalchemy import exc as sa_exc
 
-from face3d.api import batches, health, jobs, web
+from face3d.api import batches, downloads, health, jobs, web
 from face3d.api.auth import init_app as init_auth
 from face3d.api.openapi import openapi_document
 from face3d.api.problems import problem_response, register_error_handlers
@@ -47,6 +47,7 @@ def create_app(
     app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
     init_auth(app)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(downloads.bp)
     app.register_blueprint(batches.bp)
     app.register_blueprint(health.bp)
     app.add_url_rule("/v1/openapi.json", "openapi", lambda: jsonify(openapi_document()))

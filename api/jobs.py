@@ -13,7 +13,7 @@ from face3d.api.services import Services, services
 from face3d.shared import jobs
 from face3d.shared.errors import Conflict, NotFound
 from face3d.shared.models import Job
-from face3d.shared.schema import JobList, WebhookDeliveryList, job_view
+from face3d.shared.schema import JobList, WebhookDeliveryList, download_name, job_view
 from face3d.shared.states import JobState
 from face3d.shared.storage import content_type_for, job_prefix
 
@@ -95,11 +95,12 @@ def get_artifact(job_id: str, name: str) -> Response:
     svc = services()
     job = _visible_job(svc, job_id)
     artifact = _find_artifact(job, name)
-    url = svc.storage.url_for(artifact["key"], filename=name)
+    saved_as = download_name(job.input_name, name, job.id[:8])
+    url = svc.storage.url_for(artifact["key"], filename=saved_as)
     if url:
         return redirect(url, code=302)
     content_type = artifact.get("content_type") or content_type_for(name)
-    return send_file(svc.storage.open_stream(artifact["key"]), mimetype=content_type, download_name=name,
+    return send_file(svc.storage.open_stream(artifact["key"]), mimetype=content_type, download_name=saved_as,
                      max_age=3600)
 
 

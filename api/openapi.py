@@ -14,10 +14,11 @@ from face3d.api import forms
 from face3d.api.health import Health, Readiness
 from face3d.api.openapi_paths import BEARER, HEADERS, REF, paths
 from face3d.api.problems import Problem
+from face3d.api.web import Limits
 from face3d.shared import schema
 
 SERIALIZED = (schema.Job, schema.JobList, Problem, Health, Readiness, schema.WebhookDeliveryList, schema.WebhookEvent,
-              schema.BatchItemAdded, schema.BatchResultLine, schema.BatchView, schema.BatchList)
+              schema.BatchItemAdded, schema.BatchResultLine, schema.BatchView, schema.BatchList, Limits)
 VALIDATED = (schema.JobOptions, forms.SubmitForm, forms.UrlSubmission, forms.BatchCreate, forms.BatchItemIn,
              forms.BatchArchiveForm, forms.BatchItemForm)
 DESCRIPTION = (

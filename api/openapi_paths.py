@@ -159,6 +159,17 @@ def _job_paths() -> dict[str, Any]:
                 "302": {"description": "Redirect to a presigned object-storage URL",
                         "headers": _header_refs("Location")}},
             problems=(404,), parameters=[_JOB_ID, _path_param("name", "Artifact name, e.g. face_0.glb")])},
+        "/v1/jobs/{job_id}/archive": {"get": _operation(
+            "getJobArchive", "Download every file of a job as one zip", "jobs", {
+                "200": {"description": "A zip streamed as it is written (no Content-Length); each entry is named "
+                                       "with the photo's stem, e.g. `obama_face0.glb`",
+                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            problems=(404, 409), parameters=[_JOB_ID],
+            description="409: the job has no stored files (yet); while it runs, only the files already stored.")},
+        "/v1/jobs/{job_id}/input": {"get": _operation(
+            "getJobInput", "Download the job's source photo", "jobs", {
+                "200": {"description": "The uploaded photo, with its media type", "content": {"image/*": {}}}},
+            problems=(404,), parameters=[_JOB_ID])},
         "/v1/jobs/{job_id}/webhook-deliveries": {"get": _operation(
             "listWebhookDeliveries", "Every delivery attempt of the job's webhook, oldest first", "jobs",
             {"200": _json("WebhookDeliveryList", "Delivery attempts")}, problems=(404,), parameters=[_JOB_ID])},
@@ -236,6 +247,8 @@ def _public_paths() -> dict[str, Any]:
                                        public=True)},
         "/readyz": {"get": _operation("readyz", "Readiness of database, broker and storage", "health", {
             "200": _json("Readiness", "Ready"), "503": _json("Readiness", "A dependency is down")}, public=True)},
+        "/v1/limits": {"get": _operation("getLimits", "What the server refuses (upload size, pixels)", "health",
+                                         {"200": _json("Limits", "The limits")}, public=True)},
         "/v1/openapi.json": {"get": _operation("openapi", "This document", "health", {
             "200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {
                 "schema": {"type": "object"}}}}}, public=True)},

@@ -5,6 +5,17 @@ Everything the page needs ships in api/static (three.js is vendored by web/build
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory
+from pydantic import BaseModel, Field
+
+from face3d.api.services import services
+
+class Limits(BaseModel):
+    """What the server refuses, so a client checks a photo before sending it (public: no key needed)."""
+
+    max_upload_bytes: int = Field(description="Largest accepted upload (MAX_UPLOAD_BYTES).")
+    max_pixels: int = Field(description="Largest decoded image (MAX_PIXELS).")
+    auth_required: bool = Field(description="Whether /v1 requests need an API key.")
+
 
 bp = Blueprint("web", __name__, static_folder="static", static_url_path="/assets")
 
@@ -32,6 +43,14 @@ def index() -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@bp.get("/v1/limits")
+def limits() -> Response:
+    settings = services().settings
+    body = Limits(max_upload_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+                  auth_required=settings.auth_mode != "off")
+    return Response(body.model_dump_json(), mimetype="application/json")
 
 
 def _prefers_json() -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from pathlib import PurePath
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
 MAX_ITEM_NAME = 255             # a batch item's name (the jobs.input_name column)
 WEBHOOK_SECRET_PREFIX = "whsec_"
+MAX_STEM = 80                   # the photo's stem in saved file names
+_UNSAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
+_FACE_PREFIX = re.compile(r"^face_(\d+)")
 
 
 # The options are declared once, in shared/options.py; re-exported here because the client reads them through the
@@ -72,6 +77,9 @@ class Artifact(BaseModel):
     url: str = Field(description="Absolute URL of the file on this API (it may redirect to object storage).")
     size: int | None = None
     content_type: str | None = None
+    download_name: str | None = Field(None, description="The file's name when saved (also in the zip and the "
+                                                        "Content-Disposition): the photo's stem first, e.g. "
+                                                        "`obama_face0.glb`.")
 
 
 class Job(BaseModel):
@@ -179,6 +187,13 @@ def artifact_url(base_url: str, job_id: str, name: str) -> str:
     return f"{base_url.rstrip('/')}/v1/jobs/{job_id}/artifacts/{quote(name)}"
 
 
+def download_name(input_name: str | None, name: str, fallback: str = "face3d") -> str:
+    """``obama.jpg`` + ``face_0.glb`` -> ``obama_face0.glb``: files of several photos saved side by side never collide.
+    Faces keep the 0-based index of vis.png, the JSON and the CLI."""
+    stem = _UNSAFE_STEM.sub("_", PurePath(input_name or "").stem).strip("._")[:MAX_STEM] or fallback
+    return stem + "_" + _FACE_PREFIX.sub(r"face\1", name, count=1)
+
+
 def error_of(job: "JobRow") -> dict[str, str] | None:
     return {"code": job.error_code, "message": job.error_message or ""} if job.error_code else None
 
@@ -192,7 +207,9 @@ def job_view(job: "JobRow", base_url: str) -> Job:
         cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at, error=error_of(job),
         faces=result.get("faces", []), warnings=result.get("warnings", []),
-        artifacts=[{**a, "url": artifact_url(base_url, job.id, a["name"])} for a in result.get("artifacts", [])],
+        artifacts=[{**a, "url": artifact_url(base_url, job.id, a["name"]),
+                    "download_name": download_name(job.input_name, a["name"], job.id[:8])}
+                   for a in result.get("artifacts", [])],
         timings_ms=result.get("timings_ms", {}), webhook_url=job.webhook_url, retry_of=job.retry_of,
     )
 

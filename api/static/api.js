@@ -24,7 +24,7 @@ function withAuth(headers = {}) {
   return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
 }
 
-async function problemOf(response) {
+async function problemOf(response, keySent) {
   let body = {};
   try {
     body = await response.json();
@@ -33,8 +33,9 @@ async function problemOf(response) {
   }
   const message = body.detail || body.title || `${response.status} ${response.statusText}`.trim();
   const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
-  return new ApiError(response.status, body.code || `http_${response.status}`, message,
-    Number.isNaN(retryAfter) ? null : retryAfter);
+  let code = body.code || `http_${response.status}`;
+  if (response.status === 401) code = keySent ? "key_refused" : "unauthorized";
+  return new ApiError(response.status, code, message, Number.isNaN(retryAfter) ? null : retryAfter);
 }
 
 // Artifact URLs may answer with a redirect to presigned object storage; fetch follows it (the browser drops the
@@ -46,7 +47,7 @@ async function call(url, init = {}) {
   } catch {
     throw new ApiError(0, "network", "The server could not be reached (or the file's storage refused the browser).");
   }
-  if (!response.ok) throw await problemOf(response);
+  if (!response.ok) throw await problemOf(response, Boolean(apiKey()));
   return response;
 }
 
@@ -59,9 +60,41 @@ export async function submitPhoto(file, { video, maxFaces }) {
   return response.json();
 }
 
+const jobPath = (id, tail = "") => `v1/jobs/${encodeURIComponent(id)}${tail}`;
+
 export async function getJob(id) {
-  const response = await call(`v1/jobs/${encodeURIComponent(id)}`);
-  return response.json();
+  return (await call(jobPath(id))).json();
+}
+
+export async function listJobs({ cursor = null, state = "", limit = 20 } = {}) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  if (state) query.set("state", state);
+  return (await call(`v1/jobs?${query}`)).json();
+}
+
+export async function cancelJob(id) {
+  return (await call(jobPath(id, "/cancel"), { method: "POST" })).json();
+}
+
+export async function retryJob(id) {
+  return (await call(jobPath(id, "/retry"), { method: "POST" })).json();
+}
+
+export async function deleteJob(id) {
+  await call(jobPath(id), { method: "DELETE" });
+}
+
+export const inputUrl = (id) => jobPath(id, "/input");
+export const archiveUrl = (id) => jobPath(id, "/archive");
+
+// Public: what the server refuses, so a photo too large is refused here before it is sent.
+export async function getLimits() {
+  try {
+    return await (await fetch("v1/limits")).json();
+  } catch {
+    return {};
+  }
 }
 
 export async function fetchBlob(url) {

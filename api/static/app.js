@@ -1,20 +1,25 @@
-// The page: drop or pick photos, follow each job until it ends, open a finished one in the result view.
-import { apiKey, getJob, saveApiKey, submitPhoto } from "./api.js";
-import { friendlyError } from "./messages.js";
+// The page: drop or pick photos, follow the jobs (listed from the server), open one at its own URL (#/jobs/<id>).
+import { apiKey, getJob, getLimits, saveApiKey, submitPhoto } from "./api.js";
+import { JobList } from "./jobs.js";
+import { formatBytes, friendlyError, tooLarge } from "./messages.js";
 import { ResultView } from "./result.js";
 
-const JOBS_STORAGE = "face3d.jobs";
-const MAX_REMEMBERED = 20;
 const POLL_MS = 1000;
 const POLL_MS_PER_JOB = 250;      // many running jobs: poll each less often (reads are rate-limited per key)
 const POLL_BACKOFF_MS = 10_000;
 const UPLOAD_ATTEMPTS = 5;
-const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+const JOB_ROUTE = /^#\/jobs\/([\w-]+)$/;
+const PHONE = window.matchMedia("(max-width: 760px)");
 
 const $ = (id) => document.getElementById(id);
-const entries = [];          // newest first: { name, job, error, element, restored }
-const waitingForKey = [];    // [entry, file, options] whose upload got 401: sent again once a key is saved
+const waitingForKey = [];    // entries whose upload got 401: sent again once a key is saved
+let limits = {};
+
 const result = new ResultView(notify);
+const jobList = new JobList({
+  onOpen: (id) => openRoute(id), onFinished, onAuthError: askForKey, onUploadAgain: (entry) => upload(entry),
+  notify,
+});
 
 // ---------------------------------------------------------------- notices and the API key
 
@@ -23,20 +28,21 @@ function notify(text) {
   $("notice").hidden = !text;
 }
 
-function askForKey() {
-  notify("This server needs an API key: enter it above and press “Save key”.");
+function askForKey(error) {
+  notify(friendlyError(error?.code === "key_refused" ? "key_refused" : "unauthorized"));
   $("api-key").focus();
 }
 
-function onKeySaved(event) {
+async function onKeySaved(event) {
   event.preventDefault();
   saveApiKey($("api-key").value.trim());
   notify("");
-  for (const [entry, file, options] of waitingForKey.splice(0)) upload(entry, file, options);
-  for (const entry of entries) if (entry.error?.code === "unauthorized" && entry.job) refresh(entry);
+  for (const entry of waitingForKey.splice(0)) upload(entry);
+  await jobList.reload();
+  if (currentRoute()) openJob(currentRoute());
 }
 
-// ---------------------------------------------------------------- choosing photos
+// ---------------------------------------------------------------- choosing and sending photos
 
 function pickFiles() {
   $("file-input").click();
@@ -81,24 +87,27 @@ function currentOptions() {
 async function submitFiles(fileList) {
   const options = currentOptions();
   if (!options) return;
-  const pending = [...fileList].map((file) => [addEntry({ name: file.name }), file, options]);
-  for (const [entry, file] of pending) await upload(entry, file, options);
+  const pending = [...fileList].map((file) => jobList.add({ name: file.name, file, options }));
+  for (const entry of pending) await upload(entry);
 }
 
-async function upload(entry, file, options) {
+async function upload(entry) {
+  const { file, options } = entry;
+  if (limits.max_upload_bytes && file.size > limits.max_upload_bytes) {
+    entry.error = { code: "file_too_large", message: tooLarge(file.size, limits.max_upload_bytes) };
+    return jobList.render(entry);
+  }
   for (let attempt = 1; attempt <= UPLOAD_ATTEMPTS; attempt += 1) {
     entry.error = null;
-    render(entry);
+    jobList.render(entry);
     try {
-      entry.job = await submitPhoto(file, options);
-      remember();
-      return render(entry);
+      return jobList.known(entry, await submitPhoto(file, options));
     } catch (error) {
-      entry.error = { code: error.code, message: error.message };
-      render(entry);
+      entry.error = { code: error.code, message: error.message, status: error.status };
+      jobList.render(entry);
       if (error.status === 401) {
-        waitingForKey.push([entry, file, options]);
-        return askForKey();
+        waitingForKey.push(entry);
+        return askForKey(error);
       }
       if (error.code !== "rate_limited" || attempt === UPLOAD_ATTEMPTS) return;
       await sleep((error.retryAfterS ?? 5) * 1000);    // the following photos wait too: uploads go one by one
@@ -108,140 +117,63 @@ async function upload(entry, file, options) {
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
-// ---------------------------------------------------------------- the job list
+// ---------------------------------------------------------------- following jobs
 
-function addEntry(fields, { atEnd = false } = {}) {
-  const element = document.createElement("li");
-  element.className = "job";
-  element.innerHTML = `<div class="job-head"><span class="job-name"></span><span class="job-state"></span></div>
-    <progress class="job-progress" max="1" value="0"></progress><p class="job-message" hidden></p>`;
-  const entry = { job: null, error: null, restored: false, ...fields, element };
-  if (atEnd) {
-    entries.push(entry);
-    $("job-list").append(element);
-  } else {
-    entries.unshift(entry);
-    $("job-list").prepend(element);
-  }
-  $("jobs-empty").hidden = true;
-  render(entry);
-  return entry;
-}
-
-function stateOf(entry) {
-  if (entry.error) return entry.error.code === "unauthorized" ? "needs-key" : "failed";
-  return entry.job?.state ?? "uploading";
-}
-
-function stateText(entry) {
-  const job = entry.job;
-  switch (stateOf(entry)) {
-    case "uploading": return "uploading…";
-    case "needs-key": return "waiting for an API key";
-    case "queued": return "queued";
-    case "running": return `running${job.stage ? `: ${job.stage.replaceAll("_", " ")}` : ""}`;
-    case "succeeded": return `done: ${job.faces.length} face${job.faces.length === 1 ? "" : "s"}`;
-    default: return stateOf(entry);
-  }
-}
-
-function render(entry) {
-  const { element, job } = entry;
-  const state = stateOf(entry);
-  element.dataset.state = state;
-  if (job) element.dataset.jobId = job.id;
-  element.querySelector(".job-state").textContent = stateText(entry);
-  renderName(entry, state);
-  const progress = element.querySelector(".job-progress");
-  progress.hidden = TERMINAL.has(state) || state === "needs-key";
-  if (state === "running") progress.value = job.progress || 0;
-  else progress.removeAttribute("value");     // indeterminate while uploading or queued
-  const failure = entry.error ?? (job?.state === "failed" || job?.state === "canceled" ? job.error : null);
-  const message = element.querySelector(".job-message");
-  message.textContent = failure ? friendlyError(failure.code, failure.message) : "";
-  message.hidden = !failure;
-}
-
-function renderName(entry, state) {
-  const slot = entry.element.querySelector(".job-name");
-  const wanted = state === "succeeded" ? "BUTTON" : "SPAN";
-  if (slot.tagName !== wanted) {
-    const replacement = document.createElement(wanted);
-    replacement.className = "job-name";
-    if (wanted === "BUTTON") {
-      replacement.type = "button";
-      replacement.title = "Show the 3D result";
-      replacement.addEventListener("click", () => result.show(entry.job, { focus: true }));
-    }
-    slot.replaceWith(replacement);
-    replacement.textContent = entry.name;
-    return;
-  }
-  slot.textContent = entry.name;
-}
-
-async function refresh(entry) {
-  const before = entry.job?.state;
-  try {
-    entry.job = await getJob(entry.job.id);
-    entry.error = null;
-  } catch (error) {
-    if (error.code === "not_found") return forget(entry);
-    if (error.status === 401) {
-      entry.error = { code: error.code, message: error.message };
-      askForKey();
-    }
-    render(entry);
-    return error.code;         // a passing network error or a rate limit: keep polling
-  }
-  render(entry);
-  const finishedNow = entry.job.state === "succeeded" && before !== "succeeded" && !entry.restored;
-  entry.restored = false;
-  if (finishedNow && result.jobId === null) result.show(entry.job);
+function onFinished(job) {
+  if (result.jobId !== null) return;
+  openRoute(job.id, { scroll: PHONE.matches });       // on a phone the result is below the list: bring it up
 }
 
 async function pollForever() {
-  const active = entries.filter((entry) => entry.job && !TERMINAL.has(entry.job.state) && !entry.error);
-  const failures = await Promise.all(active.map(refresh));
+  const active = jobList.active();
+  const failures = await Promise.all(active.map((entry) => jobList.refresh(entry)));
   const limited = failures.includes("rate_limited");
   setTimeout(pollForever, limited ? POLL_BACKOFF_MS : Math.max(POLL_MS, active.length * POLL_MS_PER_JOB));
 }
 
-// ---------------------------------------------------------------- remembering jobs across reloads
+// ---------------------------------------------------------------- one URL per job
 
-function remember() {
-  const saved = entries.filter((entry) => entry.job).slice(0, MAX_REMEMBERED)
-    .map((entry) => ({ id: entry.job.id, name: entry.name }));
-  localStorage.setItem(JOBS_STORAGE, JSON.stringify(saved));
+const currentRoute = () => JOB_ROUTE.exec(window.location.hash)?.[1] ?? null;
+let scrollNext = false;
+
+function openRoute(id, { scroll = true } = {}) {
+  scrollNext = scroll;
+  if (currentRoute() === id) openJob(id);
+  else window.location.hash = `#/jobs/${id}`;
 }
 
-function forget(entry) {
-  entries.splice(entries.indexOf(entry), 1);
-  entry.element.remove();
-  $("jobs-empty").hidden = entries.length > 0;
-  remember();
-}
-
-function restore() {
-  let saved = [];
+async function openJob(id) {
+  const scroll = scrollNext;
+  scrollNext = false;
+  jobList.select(id);
+  let job;
   try {
-    saved = JSON.parse(localStorage.getItem(JOBS_STORAGE) || "[]");
-  } catch {
-    localStorage.removeItem(JOBS_STORAGE);
+    job = jobList.byId(id)?.job?.state === "succeeded" ? jobList.byId(id).job : await getJob(id);
+  } catch (error) {
+    if (error.status === 401) return askForKey(error);
+    return notify(`Job ${id}: ${friendlyError(error.code, error.message)}`);
   }
-  for (const { id, name } of Array.isArray(saved) ? saved : []) {
-    if (typeof id !== "string") continue;
-    const entry = addEntry({ name: String(name ?? id), job: { id, state: "queued" }, restored: true },
-      { atEnd: true });
-    refresh(entry);
+  if (!jobList.byId(id)) jobList.add({ id, job, name: job.input_name || id });
+  jobList.select(id);
+  if (job.state !== "succeeded") {
+    return notify(`“${job.input_name || id}” is ${job.state}: its result shows here once it is done.`);
   }
+  result.show(job, { focus: scroll });
 }
 
 // ---------------------------------------------------------------- start
 
-$("api-key").value = apiKey();
-$("key-form").addEventListener("submit", onKeySaved);
-setUpDropZone();
-restore();
-pollForever();
-document.documentElement.dataset.ready = "true";
+async function start() {
+  $("api-key").value = apiKey();
+  $("key-form").addEventListener("submit", onKeySaved);
+  setUpDropZone();
+  window.addEventListener("hashchange", () => currentRoute() && openJob(currentRoute()));
+  limits = await getLimits();
+  if (limits.max_upload_bytes) $("upload-limit").textContent = `up to ${formatBytes(limits.max_upload_bytes)} each`;
+  await jobList.loadPage();
+  if (currentRoute()) await openJob(currentRoute());
+  pollForever();
+  document.documentElement.dataset.ready = "true";
+}
+
+start();

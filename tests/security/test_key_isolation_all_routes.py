@@ -42,6 +42,8 @@ ROUTES: dict[tuple[str, str], Callable[[Owned, bytes], Request]] = {
     ("/v1/jobs/<job_id>", "GET"): lambda o, _: (f"/v1/jobs/{o.queued_job}", {}),
     ("/v1/jobs/<job_id>/webhook-deliveries", "GET"): lambda o, _: (f"/v1/jobs/{o.queued_job}/webhook-deliveries", {}),
     ("/v1/jobs/<job_id>/artifacts/<name>", "GET"): lambda o, _: (f"/v1/jobs/{o.done_job}/artifacts/{ARTIFACT}", {}),
+    ("/v1/jobs/<job_id>/archive", "GET"): lambda o, _: (f"/v1/jobs/{o.done_job}/archive", {}),
+    ("/v1/jobs/<job_id>/input", "GET"): lambda o, _: (f"/v1/jobs/{o.done_job}/input", {}),
     ("/v1/batches/<batch_id>", "GET"): lambda o, _: (f"/v1/batches/{o.batch}", {}),
     ("/v1/batches/<batch_id>/results", "GET"): lambda o, _: (f"/v1/batches/{o.batch}/results", {}),
     ("/v1/batches/<batch_id>/items", "POST"): lambda o, photo: (f"/v1/batches/{o.batch}/items", _image_form(photo)),

@@ -1,0 +1,77 @@
+"""A job's files in one go and its source photo: GET /v1/jobs/{id}/archive (a zip streamed as it is written, never
+held whole in memory) and GET /v1/jobs/{id}/input (the uploaded photo, for the page's thumbnails)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+from urllib.parse import quote
+
+from flask import Blueprint, Response, send_file
+from zipstream import ZIP_DEFLATED, ZIP_STORED, ZipStream
+
+from face3d.api import auth
+from face3d.api.services import services
+from face3d.shared import jobs
+from face3d.shared.errors import Conflict, NotFound
+from face3d.shared.models import Job
+from face3d.shared.schema import download_name
+from face3d.shared.storage import Storage, content_type_for
+
+bp = Blueprint("downloads", __name__, url_prefix="/v1/jobs")
+
+CHUNK_BYTES = 256 * 1024
+# Text formats shrink; GLB, PNG, MP4, GIF, 3MF and USDZ are compressed already and are stored as they are.
+DEFLATED_SUFFIXES = (".json", ".obj", ".mtl", ".ply", ".stl")
+
+
+@bp.get("/<job_id>/archive")
+def get_archive(job_id: str) -> Response:
+    svc = services()
+    job = _visible_job(job_id)
+    artifacts = ready_artifacts(job)
+    if not artifacts:
+        raise Conflict(f"job {job_id} has no files yet (state {job.state.value})")
+    archive = ZipStream(compress_type=ZIP_STORED)
+    fallback = job.id[:8]
+    for artifact in artifacts:
+        name = artifact["name"]
+        archive.add(_chunks(svc.storage, artifact["key"]), download_name(job.input_name, name, fallback),
+                    compress_type=ZIP_DEFLATED if name.endswith(DEFLATED_SUFFIXES) else ZIP_STORED)
+    zip_name = download_name(job.input_name, "3d.zip", fallback)
+    return Response(archive, mimetype="application/zip", direct_passthrough=True,
+                    headers={"Content-Disposition": attachment(zip_name), "Cache-Control": "private, no-store"})
+
+
+@bp.get("/<job_id>/input")
+def get_input(job_id: str) -> Response:
+    svc = services()
+    job = _visible_job(job_id)
+    if not job.input_key:
+        raise NotFound(f"job {job_id} has no stored photo")
+    name = job.input_name or "photo"
+    return send_file(svc.storage.open_stream(job.input_key), mimetype=content_type_for(name), download_name=name,
+                     as_attachment=False, max_age=3600)
+
+
+def ready_artifacts(job: Job) -> list[dict[str, Any]]:
+    """The stored files; while a job runs, planned ones (``ready: false``) may be listed too and are left out."""
+    return [a for a in (job.result or {}).get("artifacts", []) if a.get("ready", True) and a.get("key")]
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition any browser reads: an ASCII fallback plus the RFC 5987 UTF-8 name."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+def _chunks(storage: Storage, key: str) -> Iterator[bytes]:
+    """The object's bytes, opened only when the zip reaches this entry."""
+    stream = storage.open_stream(key)
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        stream.close()
+
+
+def _visible_job(job_id: str) -> Job:
+    return auth.ensure_visible(jobs.get_job(services().session_factory, job_id), f"job {job_id}")
