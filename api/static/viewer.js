@@ -69,17 +69,25 @@ export class FaceViewer {
     this.reset();
   }
 
-  // Each mesh keeps its own material for "texture", gets a grey one for "shape", and a dark twin drawn on its
-  // inside, so a look past the rim meets a shadowed back instead of the texture seen inside out.
+  // Each mesh keeps its own material for "texture" and gets a grey one for "shape". The inside of the mask stays
+  // dark: face3d's GLB carries its own back shell (material "<name>_back"); any other GLB gets a dark twin drawn on
+  // its back faces, so a look past the rim never shows the texture inside out.
   prepare(model) {
     const meshes = [];
     model.traverse((node) => { if (node.isMesh) meshes.push(node); });
+    const isBack = (mesh) => /_back$/.test(mesh.material?.name ?? "");
+    const hasShell = meshes.some(isBack);
     for (const mesh of meshes) {
+      if (isBack(mesh)) {
+        mesh.userData.isBack = true;
+        continue;
+      }
       mesh.userData.looks = {
         texture: mesh.material,
         shape: new MeshStandardMaterial({ color: 0xc8c8c8, roughness: 0.75, metalness: 0 }),
         wireframe: new MeshBasicMaterial({ color: 0x9fd3ff, wireframe: true }),
       };
+      if (hasShell) continue;
       const back = new Mesh(mesh.geometry, new MeshBasicMaterial({ color: 0x2a2f36, side: BackSide }));
       back.userData.isBack = true;
       mesh.add(back);

@@ -150,7 +150,7 @@ def test_photos_in_3d_faces_out_in_the_browser(tab, live_url, faces_dir, tmp_pat
 
     with page.expect_download() as download:
         page.locator('#face-downloads [data-artifact="face_0.glb"]').click()
-    assert download.value.suggested_filename == "face_0.glb"
+    assert download.value.suggested_filename == "a_frontal_obama_face0.glb"
     assert_glb(Path(download.value.path()).read_bytes())
     with page.expect_download() as download:
         page.locator('#job-downloads [data-artifact="result.json"]').click()
