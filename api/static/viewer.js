@@ -46,6 +46,7 @@ export class FaceViewer {
 
   makeControls(canvas) {
     const controls = new OrbitControls(this.camera, canvas);
+    canvas.style.touchAction = "";       // OrbitControls sets "none": the page's CSS decides (tap to engage)
     controls.rotateSpeed = ROTATE_SPEED;
     controls.enablePan = false;
     controls.minAzimuthAngle = -MAX_AZIMUTH;
@@ -174,7 +175,8 @@ export class FaceViewer {
     const box = new Box3().setFromObject(object);
     const size = box.getSize(new Vector3()).length();
     const center = box.getCenter(new Vector3());
-    const distance = size / (2 * Math.tan((this.camera.fov * Math.PI) / 360)) * 1.1;
+    const narrow = Math.min(1, this.camera.aspect || 1);      // a tall view: fit the width, not the height
+    const distance = (size / (2 * Math.tan((this.camera.fov * Math.PI) / 360))) * (1.1 / narrow);
     this.distance = distance;
     this.camera.near = distance / 100;
     this.camera.far = distance * 100;
