@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
+import redis
 
-from tests.conftest import service_missing
+from face3d.api.serve import worker_command
+from tests.api.fakes import LiveServer
+from tests.conftest import redis_url_with_offset, service_missing
 
 # WebGL without a GPU: ANGLE on SwiftShader (software Vulkan). --no-sandbox because CI runs as root.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--use-angle=swiftshader",
@@ -62,3 +66,40 @@ def tab(browser) -> Iterator[Tab]:
     page.on("pageerror", lambda error: opened.errors.append(f"uncaught: {error}"))
     yield opened
     context.close()
+
+
+# ---------------------------------------------------------------- the real stack
+
+
+@pytest.fixture(scope="package")
+def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
+    from face3d.shared.migrations import upgrade
+
+    data = tmp_path_factory.mktemp("web-stack")
+    broker_url = redis_url_with_offset(2)   # a db of our own: no other test's worker may take these jobs
+    redis.Redis.from_url(broker_url).flushdb()
+    env = {**os.environ, "FACE3D_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'face3d.db'}",
+           "BROKER_URL": broker_url, "STORAGE_BACKEND": "local", "AUTH_MODE": "off", "PYTHONUNBUFFERED": "1"}
+    upgrade(env["DATABASE_URL"])
+    yield env
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+@pytest.fixture(scope="package")
+def worker(stack_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
+    from tests.service.workers import worker_process
+
+    log = tmp_path_factory.mktemp("web-worker") / "worker.log"
+    command = worker_command(1)                     # the queues `face3d serve` runs
+    queues = command[command.index("--queues") + 1]
+    with worker_process(stack_env, log, pool="prefork", queues=queues, concurrency=1) as process:
+        yield process
+
+
+@pytest.fixture(scope="package")
+def live_url(stack_env, worker) -> Iterator[str]:
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
+
+    with LiveServer(create_app(load_settings(env=stack_env))) as url:
+        yield url

@@ -6,115 +6,19 @@ FACE3D_WRITE_SCREENSHOTS=1 also saves docs/screenshots/desktop.png and phone.png
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import struct
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 import pytest
-import redis
-from PIL import Image
 
-from face3d.api.serve import worker_command
 from tests.api.fakes import LiveServer, finish_job
+from tests.conftest import S3_BUCKET
 from tests.stubs import RecordingQueue
-from tests.conftest import S3_BUCKET, redis_url_with_offset
 from tests.web.conftest import PHONE
+from tests.web.helpers import assert_glb, canvas_pixels, job_entry, open_page, save_screenshot, wait_for_face
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 JOB_TIMEOUT_MS = 60_000
-BACKGROUND = np.array([0x1C, 0x22, 0x29])      # the viewer's clear colour (api/static/viewer.js)
-MAX_SCREENSHOT_BYTES = 300_000
-
-
-# ---------------------------------------------------------------- checks
-
-
-def canvas_pixels(png: bytes) -> tuple[float, float]:
-    """(share of pixels that are not background, share that are skin-toned) in a screenshot of the viewer."""
-    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    foreground = np.abs(rgb - BACKGROUND).sum(axis=2) > 45
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    skin = foreground & (r > 70) & (r >= g) & (g >= b) & (r - b > 15)
-    return float(foreground.mean()), float(skin.mean())
-
-
-def assert_glb(data: bytes) -> None:
-    magic, version, length = struct.unpack_from("<4sII", data)
-    assert (magic, version, length) == (b"glTF", 2, len(data))
-
-
-def small_png(png: bytes) -> bytes:
-    """Screenshots quantized to 256 colours: the README images stay well under MAX_SCREENSHOT_BYTES."""
-    out = io.BytesIO()
-    Image.open(io.BytesIO(png)).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
-    return out.getvalue()
-
-
-def save_screenshot(page, name: str, tmp_path: Path) -> Path:
-    folder = SCREENSHOTS if os.environ.get("FACE3D_WRITE_SCREENSHOTS") else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(small_png(page.screenshot()))
-    assert path.stat().st_size < MAX_SCREENSHOT_BYTES
-    return path
-
-
-def wait_for_face(page, artifact: str = "face_0.glb") -> None:
-    page.wait_for_selector(f'#viewer-canvas[data-loaded="{artifact}"]', timeout=JOB_TIMEOUT_MS)
-    page.wait_for_timeout(200)      # the frame after loading reaches the screen
-
-
-def open_page(page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("html[data-ready]", state="attached")     # app.js has run
-
-
-def job_entry(page, name: str):
-    return page.locator("li.job", has=page.locator(".job-name", has_text=name))
-
-
-# ---------------------------------------------------------------- the real stack
-
-
-@pytest.fixture(scope="module")
-def stack_env(redis_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
-    from face3d.shared.migrations import upgrade
-
-    data = tmp_path_factory.mktemp("web-stack")
-    broker_url = redis_url_with_offset(2)   # a db of our own: no other test's worker may take these jobs
-    redis.Redis.from_url(broker_url).flushdb()
-    env = {**os.environ, "FACE3D_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'face3d.db'}",
-           "BROKER_URL": broker_url, "STORAGE_BACKEND": "local", "AUTH_MODE": "off", "PYTHONUNBUFFERED": "1"}
-    upgrade(env["DATABASE_URL"])
-    yield env
-    redis.Redis.from_url(broker_url).flushdb()
-
-
-@pytest.fixture(scope="module")
-def worker(stack_env, tmp_path_factory) -> Iterator[subprocess.Popen]:
-    from tests.service.workers import worker_process
-
-    log = tmp_path_factory.mktemp("web-worker") / "worker.log"
-    command = worker_command(1)                     # the queues `face3d serve` runs
-    queues = command[command.index("--queues") + 1]
-    with worker_process(stack_env, log, pool="prefork", queues=queues, concurrency=1) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def live_url(stack_env, worker) -> Iterator[str]:
-    from face3d.api.app import create_app
-    from face3d.shared.config import load_settings
-
-    with LiveServer(create_app(load_settings(env=stack_env))) as url:
-        yield url
 
 
 def test_photos_in_3d_faces_out_in_the_browser(tab, live_url, faces_dir, tmp_path):
@@ -210,12 +114,11 @@ def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama
     app.before_request(_require_key("secret-key"))
 
     page = tab.page
-    page.add_init_script(f"localStorage.setItem('face3d.jobs', {json.dumps(json.dumps([{'id': job.id, 'name': 'box.jpg'}]))})")
     redirects: list[str] = []
     page.on("response", lambda response: redirects.append(response.url) if response.status == 302 else None)
     with LiveServer(app) as url:
-        open_page(page, url)
-        job_entry(page, "box.jpg").and_(page.locator('[data-state="needs-key"]')).wait_for()
+        open_page(page, url)              # the job list needs the key: the page asks for it
+        assert "needs an API key" in page.locator("#notice").inner_text()
         page.set_input_files("#file-input", obama_bytes_path)
         job_entry(page, "a_frontal_obama.jpg").and_(page.locator('[data-state="needs-key"]')).wait_for()
         assert "API key" in page.locator("#notice").inner_text()
@@ -224,7 +127,7 @@ def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama
         page.keyboard.type("secret-key")
         page.keyboard.press("Enter")
         job_entry(page, "a_frontal_obama.jpg").and_(page.locator('[data-state="queued"]')).wait_for()
-        boxed = job_entry(page, "box.jpg")
+        boxed = job_entry(page, "box.jpg")           # listed from the server once the key is there
         boxed.and_(page.locator('[data-state="succeeded"]')).wait_for()
         boxed.locator("button.job-name").click()
         wait_for_face(page)
