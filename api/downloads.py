@@ -45,7 +45,7 @@ def get_archive(job_id: str) -> Response:
 def get_input(job_id: str) -> Response:
     svc = services()
     job = _visible_job(job_id)
-    if not job.input_key:
+    if not job.input_key or "://" in job.input_key:      # a batch item read from its own bucket is not ours to serve
         raise NotFound(f"job {job_id} has no stored photo")
     name = job.input_name or "photo"
     return send_file(svc.storage.open_stream(job.input_key), mimetype=content_type_for(name), download_name=name,

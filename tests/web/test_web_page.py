@@ -107,6 +107,7 @@ def test_api_key_prompt_and_presigned_downloads(tab, s3_storage, tmp_path, obama
     sessions = make_session_factory(make_engine(database))
     job, _ = jobs.create_job(sessions, engine="cpu", options={}, input_name="box.jpg", input_key="jobs/x/input/box.jpg",
                                input_size=1, input_sha256="0" * 64, idempotency_key=None, request_fingerprint="f")
+    s3_storage.put_bytes(job.input_key, obama_bytes_path.read_bytes())        # every job keeps its photo
     finish_job(sessions, s3_storage, job.id, {"face_0.glb": _box_glb(), "result.json": b'{"faces": [{}]}'})
     queue = RecordingQueue()
     settings = load_settings({"FACE3D_DATA_DIR": str(tmp_path), "S3_BUCKET": S3_BUCKET})
