@@ -142,7 +142,7 @@ def test_history_survives_a_reload_and_shows_in_another_browser_with_the_same_ke
         open_page(page, url)
         page.locator("#api-key").fill("not-a-key")
         page.locator("#api-key").press("Enter")
-        page.wait_for_function("document.getElementById('notice').textContent.includes('refused')")
+        page.locator("#notice", has_text="This key was refused").wait_for()
         page.locator("#api-key").fill(key_a)
         page.locator("#api-key").press("Enter")
         upload(page, faces_dir, FRONTAL)
@@ -305,8 +305,12 @@ def test_on_a_phone_the_result_scrolls_into_view_and_the_viewer_lets_the_page_sc
     upload(page, faces_dir, FRONTAL)
     newest(page, "succeeded")
     wait_for_face(page)
-    page.wait_for_function("""(() => { const r = document.getElementById('result').getBoundingClientRect();
-                               return r.top >= -1 && r.top < innerHeight / 2; })()""")
+    top = "document.getElementById('result').getBoundingClientRect().top"
+    for _ in range(50):                          # polled from here: wait_for_function's eval breaks the page's CSP
+        if -1 <= page.evaluate(top) < PHONE["height"] / 2:
+            break
+        page.wait_for_timeout(100)
+    assert -1 <= page.evaluate(top) < PHONE["height"] / 2, page.evaluate(top)
     canvas = page.locator("#viewer-canvas")
     touch = lambda: page.evaluate("getComputedStyle(document.getElementById('viewer-canvas')).touchAction")  # noqa
     assert touch() == "pan-y"                          # a vertical swipe over the face scrolls the page
