@@ -124,7 +124,7 @@ def _page_parameters(max_limit: int) -> list[dict[str, Any]]:
 
 
 def paths() -> dict[str, Any]:
-    return {**_job_paths(), **_batch_paths(), **_public_paths()}
+    return {**_job_paths(), **_download_paths(), **_batch_paths(), **_public_paths()}
 
 
 def _job_paths() -> dict[str, Any]:
@@ -159,20 +159,25 @@ def _job_paths() -> dict[str, Any]:
                 "302": {"description": "Redirect to a presigned object-storage URL",
                         "headers": _header_refs("Location")}},
             problems=(404,), parameters=[_JOB_ID, _path_param("name", "Artifact name, e.g. face_0.glb")])},
+        "/v1/jobs/{job_id}/webhook-deliveries": {"get": _operation(
+            "listWebhookDeliveries", "Every delivery attempt of the job's webhook, oldest first", "jobs",
+            {"200": _json("WebhookDeliveryList", "Delivery attempts")}, problems=(404,), parameters=[_JOB_ID])},
+    }
+
+
+def _download_paths() -> dict[str, Any]:
+    zip_file = {"description": "A zip streamed as it is written (no Content-Length); each entry is named with the "
+                               "photo's stem, e.g. `obama_face0.glb`",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+    return {
         "/v1/jobs/{job_id}/archive": {"get": _operation(
-            "getJobArchive", "Download every file of a job as one zip", "jobs", {
-                "200": {"description": "A zip streamed as it is written (no Content-Length); each entry is named "
-                                       "with the photo's stem, e.g. `obama_face0.glb`",
-                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            "getJobArchive", "Download every file of a job as one zip", "jobs", {"200": zip_file},
             problems=(404, 409), parameters=[_JOB_ID],
             description="409: the job has no stored files (yet); while it runs, only the files already stored.")},
         "/v1/jobs/{job_id}/input": {"get": _operation(
             "getJobInput", "Download the job's source photo", "jobs", {
                 "200": {"description": "The uploaded photo, with its media type", "content": {"image/*": {}}}},
             problems=(404,), parameters=[_JOB_ID])},
-        "/v1/jobs/{job_id}/webhook-deliveries": {"get": _operation(
-            "listWebhookDeliveries", "Every delivery attempt of the job's webhook, oldest first", "jobs",
-            {"200": _json("WebhookDeliveryList", "Delivery attempts")}, problems=(404,), parameters=[_JOB_ID])},
     }
 
 
