@@ -37,11 +37,11 @@ def small_png(png: bytes) -> bytes:
     return out.getvalue()
 
 
-def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+def save_screenshot(page, name: str, tmp_path: Path, full_page: bool = False) -> Path:
     folder = SCREENSHOTS if os.environ.get("FACE3D_WRITE_SCREENSHOTS") else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_bytes(small_png(page.screenshot()))
+    path.write_bytes(small_png(page.screenshot(full_page=full_page)))
     assert path.stat().st_size < MAX_SCREENSHOT_BYTES
     return path
 

@@ -123,6 +123,19 @@ def test_cancel_retry_delete_and_try_again(tab, live_url, faces_dir):
     lost.locator(".action-upload").click()                    # the same file again, no picking
     newest(page, "failed")
     assert lost.count() == 0
+
+    states = lambda: set(page.locator("li.job").evaluate_all("rows => rows.map((r) => r.dataset.state)"))  # noqa
+    with page.expect_response(lambda response: "state=failed" in response.url):
+        page.locator("#job-filter").select_option("failed")
+    assert states() == {"failed"}
+    with page.expect_response(lambda response: "/v1/jobs?" in response.url):
+        page.locator("#job-filter").select_option("")
+    assert {"failed", "canceled", "succeeded"} <= states()
+    page.locator("#clear-finished").click()                  # from view only: the server keeps them
+    assert not states() & {"failed", "canceled", "succeeded"}
+    page.reload()
+    page.wait_for_selector("html[data-ready]", state="attached")
+    assert row(page, retry_id).count() == 0 and api(live_url, f"/v1/jobs/{retry_id}").status_code == 200
     assert tab.errors == [] or all("net::ERR_FAILED" in e for e in tab.errors), tab.errors
 
 
