@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from face3d.api.paging import DEFAULT_LIMIT, MAX_BATCHES_PAGE, MAX_JOBS_PAGE
+
+MIN_THUMB, MAX_THUMB = 16, 512      # GET /v1/jobs/{id}/input?max_side=
 from face3d.shared.states import JobState
 
 REF = "#/components/schemas/{model}"
@@ -176,8 +178,12 @@ def _download_paths() -> dict[str, Any]:
             description="409: the job has no stored files (yet); while it runs, only the files already stored.")},
         "/v1/jobs/{job_id}/input": {"get": _operation(
             "getJobInput", "Download the job's source photo", "jobs", {
-                "200": {"description": "The uploaded photo, with its media type", "content": {"image/*": {}}}},
-            problems=(404,), parameters=[_JOB_ID])},
+                "200": {"description": "The uploaded photo, with its media type (with max_side: a JPEG)",
+                        "content": {"image/*": {}}}},
+            problems=(404, 422), parameters=[_JOB_ID, {
+                "name": "max_side", "in": "query", "required": False,
+                "schema": {"type": "integer", "minimum": MIN_THUMB, "maximum": MAX_THUMB},
+                "description": "A small upright JPEG thumbnail at most this many pixels on its longer side."}])},
     }
 
 

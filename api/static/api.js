@@ -85,7 +85,7 @@ export async function deleteJob(id) {
   await call(jobPath(id), { method: "DELETE" });
 }
 
-export const inputUrl = (id) => jobPath(id, "/input");
+export const inputUrl = (id, maxSide = null) => jobPath(id, maxSide ? `/input?max_side=${maxSide}` : "/input");
 export const archiveUrl = (id) => jobPath(id, "/archive");
 
 // Public: what the server refuses, so a photo too large is refused here before it is sent.

@@ -5,6 +5,7 @@ import { cancelJob, deleteJob, fetchBlob, getJob, inputUrl, listJobs, retryJob }
 import { friendlyError } from "./messages.js";
 
 const PAGE_SIZE = 20;
+const THUMB_PX = 96;              // 3rem at 2x
 const HIDDEN_STORAGE = "face3d.hiddenJobs";
 const MAX_HIDDEN = 500;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
@@ -133,10 +134,10 @@ export class JobList {
     const state = stateOf(entry);
     element.dataset.state = state;
     if (entry.id) element.dataset.jobId = entry.id;
+    this.renderProgress(entry, state);
     element.querySelector(".job-state").textContent = stateText(entry, state);
     element.querySelector(".job-meta").textContent = metaText(job);
     this.renderName(entry, state);
-    this.renderProgress(entry, state);
     const failure = entry.error ?? (job?.state === "failed" || job?.state === "canceled" ? job.error : null);
     const message = element.querySelector(".job-message");
     message.textContent = failure ? friendlyError(failure.code, failure.message) : "";
@@ -234,7 +235,7 @@ export class JobList {
     if (!entry.id || entry.thumbUrl) return;
     const img = entry.element.querySelector(".thumb");
     try {
-      entry.thumbUrl = URL.createObjectURL(await fetchBlob(inputUrl(entry.id)));
+      entry.thumbUrl = URL.createObjectURL(await fetchBlob(inputUrl(entry.id, THUMB_PX)));
     } catch {
       return;               // no stored photo (deleted inputs): the blank square stays
     }
@@ -258,7 +259,11 @@ function stateText(entry, state) {
     case "uploading": return "uploading…";
     case "upload-failed": return "not sent";
     case "needs-key": return "waiting for an API key";
-    case "running": return `running${job.stage ? `: ${job.stage.replaceAll("_", " ")}` : ""}`;
+    case "running": {
+      if (job.cancel_requested) return "canceling…";
+      const stage = job.stage ? `: ${job.stage.replaceAll("_", " ")}` : "";
+      return `running${stage} · ${Math.floor(entry.shown * 100)} %`;
+    }
     case "succeeded": return `done: ${job.faces.length} face${job.faces.length === 1 ? "" : "s"}`;
     default: return state;
   }

@@ -134,3 +134,13 @@ def test_the_source_photo_is_served(client, session_factory, storage, obama_byte
 def test_limits_are_public(keyed_app):
     body = keyed_app.test_client().get("/v1/limits").get_json()
     assert body["max_upload_bytes"] == 20 * 1024 * 1024 and body["auth_required"] is True
+
+
+def test_the_photo_comes_as_a_small_thumbnail_too(client, session_factory, storage, obama_bytes):
+    from PIL import Image
+
+    job_id = done_job(client, session_factory, storage, obama_bytes, {"face_0.glb": b"glTF"})
+    response = client.get(f"/v1/jobs/{job_id}/input?max_side=96")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert max(Image.open(io.BytesIO(response.data)).size) == 96 and len(response.data) < 10_000
+    assert_problem(client.get(f"/v1/jobs/{job_id}/input?max_side=5000"), 422, "validation_failed")
