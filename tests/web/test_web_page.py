@@ -67,6 +67,7 @@ def test_photos_in_3d_faces_out_in_the_browser(tab, live_url, faces_dir, tmp_pat
         page.locator('#job-downloads [data-artifact="result.json"]').click()
     assert len(json.loads(Path(download.value.path()).read_text())["faces"]) == 1
 
+    page.locator("#view-reset").click()           # back to the photo's pose after the drag
     page.evaluate("window.scrollTo(0, 0)")
     save_screenshot(page, "desktop.png", tmp_path)
     page.set_viewport_size(PHONE)
