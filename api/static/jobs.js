@@ -28,6 +28,7 @@ export class JobList {
     $("job-filter").addEventListener("change", () => this.reload());
     $("jobs-more").addEventListener("click", () => this.loadPage());
     $("clear-finished").addEventListener("click", () => this.clearFinished());
+    $("jobs-unhide").addEventListener("click", () => this.unhide());
   }
 
   // ------------------------------------------------------------ loading from the server
@@ -115,7 +116,11 @@ export class JobList {
   }
 
   updateEmpty() {
+    const filter = $("job-filter");
     $("jobs-empty").hidden = this.entries.length > 0;
+    $("jobs-empty").textContent = filter.value ? `No ${filter.selectedOptions[0].text} jobs here.`
+      : "No jobs yet: drop a photo to start one.";
+    $("jobs-unhide").hidden = this.hidden.size === 0;
     $("clear-finished").hidden = !this.entries.some((entry) => TERMINAL.has(stateOf(entry)));
   }
 
@@ -228,7 +233,18 @@ export class JobList {
       if (entry.id) this.hidden.add(entry.id);
       this.drop(entry);
     }
+    this.saveHidden();
+  }
+
+  unhide() {
+    this.hidden.clear();
+    this.saveHidden();
+    this.reload();
+  }
+
+  saveHidden() {
     localStorage.setItem(HIDDEN_STORAGE, JSON.stringify([...this.hidden].slice(-MAX_HIDDEN)));
+    this.updateEmpty();
   }
 
   async loadThumb(entry) {

@@ -136,6 +136,9 @@ def test_cancel_retry_delete_and_try_again(tab, live_url, faces_dir):
     page.reload()
     page.wait_for_selector("html[data-ready]", state="attached")
     assert row(page, retry_id).count() == 0 and api(live_url, f"/v1/jobs/{retry_id}").status_code == 200
+    with page.expect_response(lambda response: "/v1/jobs?" in response.url):
+        page.locator("#jobs-unhide").click()
+    row(page, retry_id).wait_for()
     assert tab.errors == [] or all("net::ERR_FAILED" in e for e in tab.errors), tab.errors
 
 
