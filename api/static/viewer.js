@@ -16,7 +16,7 @@ const MAX_TILT = 55 * DEG;            // above and below the face: never under t
 const SPIN_AMPLITUDE = 50 * DEG;
 const SPIN_PERIOD_S = 8;
 // The face's yaw and pitch (degrees, as result.json gives them) -> where the camera must be to see it as the photo.
-const POSE_SIGN = { yaw: -1, pitch: 1 };
+const POSE_SIGN = { yaw: -1, pitch: 1, roll: 1 };
 
 export class FaceViewer {
   constructor(canvas) {
@@ -36,7 +36,7 @@ export class FaceViewer {
     this.loader = new GLTFLoader();
     this.model = null;
     this.look = "texture";
-    this.pose = { yaw: 0, pitch: 0 };
+    this.pose = { yaw: 0, pitch: 0, roll: 0 };
     this.usePhotoPose = true;
     this.spinning = null;
     canvas.tabIndex = 0;
@@ -64,7 +64,7 @@ export class FaceViewer {
     this.model = gltf.scene;
     this.prepare(this.model);
     this.scene.add(this.model);
-    this.pose = { yaw: pose.yaw || 0, pitch: pose.pitch || 0 };
+    this.pose = { yaw: pose.yaw || 0, pitch: pose.pitch || 0, roll: pose.roll || 0 };
     this.frame(this.model);
     this.setLook(this.look);
     this.reset();
@@ -119,7 +119,18 @@ export class FaceViewer {
 
   reset() {
     const { azimuth, polar } = this.startView();
+    this.camera.up.set(0, 1, 0);
     this.place(azimuth, polar, this.distance);
+    if (this.usePhotoPose) this.tilt(POSE_SIGN.roll * this.pose.roll * DEG);
+  }
+
+  // The head's roll in the photo: the camera's up turned about the line of sight (OrbitControls keeps it while
+  // orbiting, so the horizon stays where the photo had it).
+  tilt(angle) {
+    const sight = this.controls.target.clone().sub(this.camera.position).normalize();
+    this.camera.up.set(0, 1, 0).applyAxisAngle(sight, angle);
+    this.controls.update();
+    this.render();
   }
 
   place(azimuth, polar, radius) {
@@ -132,7 +143,8 @@ export class FaceViewer {
   // The camera as the tests read it: degrees off straight-on (right of the face positive), above it, and distance.
   state() {
     const spherical = new Spherical().setFromVector3(this.camera.position.clone().sub(this.controls.target));
-    return { azimuthDeg: spherical.theta / DEG, elevationDeg: 90 - spherical.phi / DEG,
+    const roll = Math.atan2(-this.camera.up.x, this.camera.up.y) / DEG;
+    return { azimuthDeg: spherical.theta / DEG, elevationDeg: 90 - spherical.phi / DEG, rollDeg: roll,
       distance: spherical.radius / (this.distance || 1), look: this.look, spinning: Boolean(this.spinning) };
   }
 

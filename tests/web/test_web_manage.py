@@ -234,6 +234,7 @@ def test_the_viewer_opens_at_the_photo_pose_resets_and_shows_the_bare_shape(tab,
     camera = lambda: page.evaluate("window.face3dViewer()")                   # noqa: E731
     start = camera()
     assert abs(start["azimuthDeg"] + face["yaw"]) < 1 and abs(start["elevationDeg"] - face["pitch"]) < 1, start
+    assert abs(face["roll"]) < 3 or start["rollDeg"] * face["roll"] < 0, start    # the head's tilt, seen from in front
 
     canvas = page.locator("#viewer-canvas")
     box = canvas.bounding_box()
@@ -253,6 +254,7 @@ def test_the_viewer_opens_at_the_photo_pose_resets_and_shows_the_bare_shape(tab,
     assert abs(camera()["azimuthDeg"] - start["azimuthDeg"]) < 0.5
     page.locator("#view-pose").click()                                       # straight on
     assert abs(camera()["azimuthDeg"]) < 0.5 and abs(camera()["elevationDeg"]) < 0.5
+    assert abs(camera()["rollDeg"]) < 0.5
     page.locator("#view-pose").click()
 
     page.wait_for_timeout(200)
