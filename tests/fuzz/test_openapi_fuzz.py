@@ -27,7 +27,7 @@ from tests.fuzz.conftest import ARTIFACT, FuzzApi
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
-PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/openapi.json"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/v1/openapi.json", "/v1/limits"}
 # Seeded for CI; FACE3D_FUZZ_RANDOM=1 (with e.g. FACE3D_FUZZ_EXAMPLES=200) explores new cases locally.
 EXPLORE = bool(os.environ.get("FACE3D_FUZZ_RANDOM"))
 FUZZ = settings(max_examples=int(os.environ.get("FACE3D_FUZZ_EXAMPLES", "30")), derandomize=not EXPLORE,
