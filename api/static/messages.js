@@ -40,8 +40,7 @@ export function formatBytes(size) {
   if (size == null) return "";
   if (size < 1024) return `${size} B`;
   if (size < 1024 * 1024) return `${(size / 1024).toFixed(0)} KB`;
-  const mb = size / 1024 / 1024;
-  return `${Number.isInteger(mb) ? mb : mb.toFixed(1)} MB`;
+  return `${(size / 1024 / 1024).toFixed(1).replace(/\.0$/, "")} MB`;      // "20 MB", "2.4 MB"
 }
 
 // What each engine warning means for the person looking at the face; null: not worth showing there.

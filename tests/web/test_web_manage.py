@@ -142,6 +142,21 @@ def test_cancel_retry_delete_and_try_again(tab, live_url, faces_dir):
     assert tab.errors == [] or all("net::ERR_FAILED" in e for e in tab.errors), tab.errors
 
 
+def test_a_file_over_the_limit_is_refused_before_it_is_sent(tab, live_url):
+    page = tab.page
+    posts: list[str] = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    open_page(page, live_url)
+    assert page.locator("#upload-limit").inner_text() == "up to 20 MB each"
+    page.set_input_files("#file-input", {"name": "huge.jpg", "mimeType": "image/jpeg",
+                                         "buffer": b"\xff\xd8" + bytes(27 * 1024 * 1024)})
+    refused = job_entry(page, "huge.jpg").and_(page.locator('[data-state="upload-failed"]'))
+    refused.wait_for()
+    assert refused.locator(".job-message").inner_text() == "This file is 27 MB; the limit is 20 MB."
+    assert refused.locator(".action-upload").count() == 0 and posts == []
+    assert tab.errors == []
+
+
 def test_history_survives_a_reload_and_shows_in_another_browser_with_the_same_key(browser, stack_env, worker,
                                                                                   faces_dir):
     from face3d.api.app import create_app
@@ -236,6 +251,7 @@ def test_the_viewer_opens_at_the_photo_pose_resets_and_shows_the_bare_shape(tab,
     assert abs(start["azimuthDeg"] + face["yaw"]) < 1 and abs(start["elevationDeg"] - face["pitch"]) < 1, start
     assert abs(face["roll"]) < 3 or start["rollDeg"] * face["roll"] < 0, start    # the head's tilt, seen from in front
 
+    assert "not a measure of the 3D quality" in page.locator("#face-facts abbr").get_attribute("title")
     canvas = page.locator("#viewer-canvas")
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
