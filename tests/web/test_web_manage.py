@@ -125,11 +125,12 @@ def test_cancel_retry_delete_and_try_again(tab, live_url, faces_dir):
     assert lost.count() == 0
 
     states = lambda: set(page.locator("li.job").evaluate_all("rows => rows.map((r) => r.dataset.state)"))  # noqa
-    with page.expect_response(lambda response: "state=failed" in response.url):
-        page.locator("#job-filter").select_option("failed")
+    page.locator("#job-filter").select_option("failed")          # the list is dropped, then read again
+    page.locator('li.job[data-state="failed"]').first.wait_for()
     assert states() == {"failed"}
-    with page.expect_response(lambda response: "/v1/jobs?" in response.url):
-        page.locator("#job-filter").select_option("")
+    page.locator("#job-filter").select_option("")
+    page.locator('li.job[data-state="succeeded"]').first.wait_for()
+    page.locator('li.job[data-state="canceled"]').first.wait_for()
     assert {"failed", "canceled", "succeeded"} <= states()
     page.locator("#clear-finished").click()                  # from view only: the server keeps them
     assert not states() & {"failed", "canceled", "succeeded"}
