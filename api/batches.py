@@ -1,49 +1,63 @@
 """/v1/batches: many photos in one request (item list, S3 prefix, zip upload, or item by item), one results file out.
 
 Each item becomes an ordinary job in the batch (its own row, its own id), inserted and queued in chunks of
-BATCH_CHUNK_SIZE on the low-priority ``batch`` queue. Where the items come from: api/batch_sources.py.
+BATCH_CHUNK_SIZE on the low-priority ``batch`` queue by a worker that expands the batch's source
+(shared/expansion.py); the request only stores the source. Where items come from: shared/batch_sources.py.
 """
 from __future__ import annotations
 
 import json
-from itertools import islice
-from typing import Any, Iterable
+import logging
+import uuid
+from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
 from face3d.api import batch_sources, paging
 from face3d.api.auth import current_owner, ensure_visible, visible_owner
-from face3d.api.batch_sources import Pending
 from face3d.api.forms import BatchCreate, BatchItemIn
 from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services, services
 from face3d.api.submission import engine_and_options
-from face3d.shared import batches, jobs
-from face3d.shared.errors import ErrorCode, Face3dError
+from face3d.shared import batches, expansion, jobs
+from face3d.shared.batch_sources import reference_item
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError
 from face3d.shared.models import Batch
-from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, result_line
+from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, display_name, result_line
 from face3d.shared.storage import input_key, job_prefix
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 
 
 @bp.post("")
 def create_batch() -> Response:
+    """Answers at once: a source (items, an S3 prefix, a zip) is stored with the batch ``expanding`` and turned
+    into items by a worker (shared/expansion.py); without one, the batch receives items one by one."""
     svc = services()
     if request.mimetype == "multipart/form-data":
         return _create_from_archive(svc)
-    body = _json_body(BatchCreate)
+    raw = _json_object()
+    items = raw.pop("items", None)      # checked item by item by the worker: 400,000 would cost the request seconds
+    body = _validated(BatchCreate, raw)
+    if items is not None and not isinstance(items, list):
+        raise Face3dError("body.items must be a list of {key|url, name} objects", ErrorCode.VALIDATION_FAILED)
+    if items is not None and body.s3_prefix is not None:
+        raise Face3dError("give 'items' or 's3_prefix', not both", ErrorCode.VALIDATION_FAILED)
     engine, options = engine_and_options(svc.settings, body.options)
     if body.s3_prefix is not None:
-        listed = batch_sources.prefix_items(svc.settings, body.s3_prefix)
-        batch = _new_batch(svc, engine, options, body.s3_prefix, body.name)
-        _ingest(svc, batch, ((item, None) for item in listed))
+        batch_sources.check_prefix(svc.settings, body.s3_prefix)
+        batch = _new_batch(svc, engine, options, body.s3_prefix, body.name, expanding=True)
+        _start_expansion(svc, batch)
+    elif items:
+        batch = _new_batch(svc, engine, options, expansion.MANIFEST, body.name, expanding=True,
+                           source_key=expansion.source_key(batch_id := uuid.uuid4().hex, expansion.MANIFEST),
+                           batch_id=batch_id)
+        _store_source(svc, batch, lambda: expansion.store_manifest(svc.storage, batch.id, request.get_data()))
     else:
-        items, names = body.items or [], UniqueNames()
-        pending = [(batch_sources.reference_item(svc.settings, item, names), None) for item in items]
-        batch = _new_batch(svc, engine, options, "items" if items else "client", body.name)
-        _ingest(svc, batch, pending)
+        batch = _new_batch(svc, engine, options, "client", body.name)
     return _batch_response(svc, batch.id, status=201)
 
 
@@ -95,67 +109,93 @@ def add_item(batch_id: str) -> Response:
     is already in the batch is not added again: the existing one is returned with 200 (safe to retry)."""
     svc = services()
     batch = _visible_batch(svc, batch_id)
+    if batch.canceled_at is not None:
+        raise Conflict(f"batch {batch.id} is canceled")
+    _check_in_flight_cap(svc, batch)
     if request.mimetype == "multipart/form-data":
         item, error = batch_sources.uploaded_item(svc.settings, svc.storage)
     else:
-        item, error = batch_sources.reference_item(svc.settings, _json_body(BatchItemIn), UniqueNames()), None
-    job, created = batches.add_item(svc.session_factory, batch, item)
+        item, error = reference_item(svc.settings, _json_body(BatchItemIn), UniqueNames()), None
+    stored = item.input_key == input_key(item.job_id, item.name)
+    try:
+        job, created = batches.add_item(svc.session_factory, batch, item)
+    except Exception:
+        if stored:                                              # no row references the bytes: never orphaned
+            svc.storage.delete_prefix(job_prefix(item.job_id))
+        raise
     if created:
-        _queue(svc, batch, [(item, error)])
+        expansion.queue_page(svc.session_factory, svc.queue, batch, [(item, error)])
         job = jobs.get_job(svc.session_factory, job.id)
-    elif item.input_key == input_key(item.job_id, item.name):
+    elif stored:
         svc.storage.delete_prefix(job_prefix(item.job_id))     # the copy we just stored is not needed
-    body = {"job_id": job.id, "name": job.input_name, "state": job.state.value, "created": created}
+    body = {"job_id": job.id, "name": display_name(job.input_name), "state": job.state.value, "created": created}
     return Response(json.dumps(body), status=201 if created else 200, mimetype="application/json")
 
 
+def _check_in_flight_cap(svc: Services, batch: Batch) -> None:
+    cap = svc.settings.max_batch_items_in_flight_per_key
+    if cap and batches.items_in_flight(svc.session_factory, batch.owner_id) >= cap:
+        raise Face3dError(f"this key has {cap} batch items queued or running (MAX_BATCH_ITEMS_IN_FLIGHT_PER_KEY); "
+                          "retry once some have finished", ErrorCode.TOO_MANY_ACTIVE_JOBS)
+
+
 def _create_from_archive(svc: Services) -> Response:
+    """The zip's central directory is checked (entry count, declared sizes, overlaps) before anything is stored;
+    the worker that expands it counts the real bytes."""
     request.max_content_length = svc.settings.max_archive_bytes     # before the form is parsed
     upload = request.files.get("archive")
     if upload is None:
         raise Face3dError("send the zip as a multipart/form-data file field named 'archive'", ErrorCode.INVALID_REQUEST)
     engine, options = engine_and_options(svc.settings, _form_options(request.form.get("options")))
-    archive, entries = batch_sources.archive_entries(upload)
-    with archive:
-        source = f"archive:{upload.filename or 'upload.zip'}"
-        batch = _new_batch(svc, engine, options, source, request.form.get("name"))
-        _ingest(svc, batch, batch_sources.zip_items(svc.settings, svc.storage, archive, entries))
+    with batch_sources.open_archive(upload.stream) as archive:
+        batch_sources.check_archive(svc.settings, archive)
+    source = f"{expansion.ARCHIVE_PREFIX}{upload.filename or 'upload.zip'}"
+    batch_id = uuid.uuid4().hex
+    key = expansion.source_key(batch_id, source)
+    batch = _new_batch(svc, engine, options, source, request.form.get("name"), expanding=True, source_key=key,
+                       batch_id=batch_id)
+    _store_source(svc, batch, lambda: batch_sources.store_upload(svc.storage, key, upload))
     return _batch_response(svc, batch.id, status=201)
 
 
-def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None) -> Batch:
-    return batches.create_batch(svc.session_factory, engine=engine, options=options, source=source, name=name,
-                                owner_id=current_owner())
-
-
-def _ingest(svc: Services, batch: Batch, pending: Iterable[Pending]) -> None:
-    """Insert and queue items chunk by chunk: one executemany and one broker connection per chunk."""
-    iterator = iter(pending)
-    while chunk := list(islice(iterator, svc.settings.batch_chunk_size)):
-        batches.add_items(svc.session_factory, batch, [item for item, _ in chunk])
-        _queue(svc, batch, chunk)
-
-
-def _queue(svc: Services, batch: Batch, chunk: list[Pending]) -> None:
-    for item, error in chunk:
-        if error is not None:
-            jobs.mark_failed(svc.session_factory, item.job_id, error.code, error.message)
-    ready = [item.job_id for item, error in chunk if error is None]
-    if not ready:
-        return
+def _store_source(svc: Services, batch: Batch, store: Callable[[], object]) -> None:
+    """The row is written first, so the stored source always belongs to a batch; a store that fails ends the
+    expansion before it began (the batch answers ``failed`` with the reason) and the request gets the error."""
     try:
-        svc.queue.send_items(ready, batch.engine)
+        store()
     except Face3dError as exc:
-        unsent = ready[int(exc.details.get("sent", 0)):]
-        jobs.fail_all(svc.session_factory, unsent, ErrorCode.BROKER_UNAVAILABLE, exc.message)
-        raise Face3dError(f"batch {batch.id}: {exc.message}; {len(unsent)} item(s) failed", exc.code) from exc
+        svc.storage.delete_prefix(batch.source_key or "")
+        batches.finish_expansion(svc.session_factory, batch.id, error=f"{exc.code.value}: {exc.message}")
+        raise
+    _start_expansion(svc, batch)
+
+
+def _start_expansion(svc: Services, batch: Batch) -> None:
+    try:
+        svc.queue.send_expand(batch.id)
+    except Face3dError as exc:      # the batch stays expanding; the sweeper sends it once the broker is back
+        log.warning("batch %s: expansion not queued yet: %s", batch.id, exc.message)
+
+
+def _new_batch(svc: Services, engine: str, options: dict[str, Any], source: str, name: str | None,
+               **expansion_fields: Any) -> Batch:
+    return batches.create_batch(svc.session_factory, engine=engine, options=options, source=source, name=name,
+                                owner_id=current_owner(), **expansion_fields)
 
 
 def _json_body(model: type[BaseModel]) -> Any:
+    return _validated(model, _json_object())
+
+
+def _json_object() -> dict[str, Any]:
     raw = request.get_json(silent=True)
-    if raw is None:
+    if not isinstance(raw, dict):
         raise Face3dError("send a JSON object (Content-Type: application/json) or a multipart upload",
                           ErrorCode.INVALID_REQUEST)
+    return raw
+
+
+def _validated(model: type[BaseModel], raw: dict[str, Any]) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from face3d.shared.schema import JobOptions
+from face3d.shared.schema import BatchItemIn, JobOptions
 
 
 def request_fingerprint(image_sha256: str, engine: str, options: dict[str, Any]) -> str:
@@ -75,20 +75,6 @@ class BatchItemForm(BaseModel):
     image: bytes = Field(json_schema_extra=_IMAGE_PART)
     name: str | None = Field(None, json_schema_extra=_form_field(),
                              description="Item name, unique in the batch (default: the file name).")
-
-
-class BatchItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str | None = Field(None, description="A key in the service's storage under uploads/.")
-    url: str | None = Field(None, description="s3://bucket/key, read from the configured S3 endpoint.")
-    name: str | None = Field(None, max_length=1024, description="Name in the results (default: the key's file name).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "BatchItemIn":
-        if (self.key is None) == (self.url is None):
-            raise ValueError("give exactly one of 'key' or 'url'")
-        return self
 
 
 class BatchCreate(BaseModel):

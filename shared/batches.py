@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -19,8 +19,8 @@ from face3d.shared import jobs
 from face3d.shared.db import SessionFactory, get_row, keyset_page, utcnow
 from face3d.shared.errors import Conflict, NotFound
 from face3d.shared.models import Batch, Job
-from face3d.shared.schema import MAX_ITEM_NAME, clip_name
-from face3d.shared.states import TERMINAL_STATES, JobState
+from face3d.shared.schema import clip_name, storable_name
+from face3d.shared.states import TERMINAL_STATES, BatchState, JobState
 
 PAGE_SIZE = 500
 
@@ -41,7 +41,7 @@ class BatchProgress:
     total: int
     counts: dict[str, int]
     done: int
-    state: str                      # queued | running | completed | canceled
+    state: BatchState
     throughput: float | None        # finished items per second since the batch was created
     eta_s: float | None
     last_finished_at: datetime | None
@@ -51,10 +51,15 @@ class BatchProgress:
 
 
 def create_batch(sf: SessionFactory, *, engine: str, options: dict[str, Any], source: str, name: str | None = None,
-                 owner_id: str | None = None) -> Batch:
+                 owner_id: str | None = None, expanding: bool = False, source_key: str | None = None,
+                 batch_id: str | None = None) -> Batch:
+    """``expanding``: a worker turns the source into items (expand_batch); else the batch is complete as made and
+    receives items one by one."""
     now = utcnow()
-    batch = Batch(id=uuid.uuid4().hex, owner_id=owner_id, name=(name or None) and name[:MAX_ITEM_NAME], engine=engine,
-                  options=dict(options), source=source[:1024], total=0, created_at=now, updated_at=now)
+    batch = Batch(id=batch_id or uuid.uuid4().hex, owner_id=owner_id, name=(name or None) and storable_name(name),
+                  engine=engine, options=dict(options), source=storable_name(source)[:1024], total=0,
+                  source_key=source_key, expanded=0, expanded_at=None if expanding else now, created_at=now,
+                  updated_at=now)
     with sf.begin() as session:
         session.add(batch)
     return batch
@@ -66,6 +71,11 @@ def get_batch(sf: SessionFactory, batch_id: str, owner_id: str | None = None) ->
     if owner_id is not None and batch.owner_id != owner_id:
         raise NotFound(f"batch {batch_id} not found")
     return batch
+
+
+def find_batch(sf: SessionFactory, batch_id: str) -> Batch | None:
+    with sf() as session:
+        return session.get(Batch, batch_id)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,74 @@ def add_items(sf: SessionFactory, batch: Batch, items: list[NewItem]) -> list[st
     return [row["id"] for row in rows]
 
 
+def add_expanded(sf: SessionFactory, batch: Batch, items: list[NewItem], start: int) -> bool:
+    """Insert one page of an expansion and move the resume point from ``start`` past it, in one transaction: a
+    page is in the database entirely or not at all. False (nothing inserted): the batch was canceled, finished or
+    advanced by another expansion meanwhile."""
+    now = utcnow()
+    with sf.begin() as session:
+        moved = session.execute(
+            sa.update(Batch).where(Batch.id == batch.id, Batch.expanded == start, Batch.expanded_at.is_(None),
+                                   Batch.canceled_at.is_(None))
+            .values(expanded=start + len(items), total=Batch.total + len(items), updated_at=now)).rowcount
+        if moved != 1:
+            return False
+        if items:
+            session.execute(sa.insert(Job), [_job_row(batch, item, now) for item in items])
+    return True
+
+
+def finish_expansion(sf: SessionFactory, batch_id: str, error: str | None = None) -> None:
+    now = utcnow()
+    with sf.begin() as session:
+        session.execute(sa.update(Batch).where(Batch.id == batch_id, Batch.expanded_at.is_(None))
+                        .values(expanded_at=now, updated_at=now, expand_error=error and error[:2000]))
+
+
+def expanding_since(sf: SessionFactory, before: datetime, limit: int = 100) -> list[Batch]:
+    """Batches still expanding that made no progress since ``before`` (their task may be lost)."""
+    query = (sa.select(Batch).where(Batch.expanded_at.is_(None), Batch.canceled_at.is_(None),
+                                    Batch.updated_at < before).order_by(Batch.updated_at).limit(limit))
+    with sf() as session:
+        return list(session.scalars(query))
+
+
+def claim_expansion_resend(sf: SessionFactory, batch: Batch, now: datetime) -> bool:
+    with sf.begin() as session:
+        return session.execute(sa.update(Batch).where(Batch.id == batch.id, Batch.updated_at == batch.updated_at,
+                                                      Batch.expanded_at.is_(None))
+                               .values(updated_at=now)).rowcount == 1
+
+
+def touch(sf: SessionFactory, batch_id: str) -> None:
+    """A sign of life of a paused expansion, so the sweeper does not take it for lost."""
+    with sf.begin() as session:
+        session.execute(sa.update(Batch).where(Batch.id == batch_id).values(updated_at=utcnow()))
+
+
+def referenced(sf: SessionFactory, batch_ids: list[str]) -> set[str]:
+    """Which of ``batch_ids`` still expand, i.e. still need their stored source."""
+    query = sa.select(Batch.id).where(Batch.id.in_(batch_ids), Batch.expanded_at.is_(None))
+    with sf() as session:
+        return set(session.scalars(query))
+
+
+def items_in_flight(sf: SessionFactory, owner_id: str | None) -> int:
+    """Queued + running batch items of one owner (the per-key cap; None: the open API's)."""
+    owner = Job.owner_id.is_(None) if owner_id is None else Job.owner_id == owner_id
+    query = (sa.select(sa.func.count()).select_from(Job)
+             .where(owner, Job.state.in_([JobState.QUEUED, JobState.RUNNING]), Job.batch_id.is_not(None)))
+    with sf() as session:
+        return int(session.scalar(query) or 0)
+
+
+def unpacked_bytes(sf: SessionFactory, batch_id: str) -> int:
+    """Bytes the batch's items already hold (a resumed zip expansion's share of its uncompressed bound)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(Job.input_size), 0)).where(Job.batch_id == batch_id)
+    with sf() as session:
+        return int(session.scalar(query) or 0)
+
+
 def add_item(sf: SessionFactory, batch: Batch, item: NewItem) -> tuple[Job, bool]:
     """Insert one item; an item of the same name already in the batch is returned instead (created=False), so a
     client that retries an upload after a crash never gets the photo twice."""
@@ -125,13 +203,21 @@ def _job_row(batch: Batch, item: NewItem, now: datetime) -> dict[str, Any]:
             "created_at": now, "updated_at": now, "owner_id": batch.owner_id, "batch_id": batch.id}
 
 
-def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str) -> bool:
-    """Finish a queued job with the result of an earlier job on the same bytes and options (no engine run).
-
-    The artifacts stay where the source job stored them; ``reused_from`` names the job that computed them.
-    """
-    result = {**(source.result or {}), "reused_from": (source.result or {}).get("reused_from") or source.id}
-    return jobs.mark_running(sf, job_id, worker) and jobs.mark_succeeded(sf, job_id, result)
+def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str,
+                 copy_artifacts: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> bool:
+    """Finish a queued job with the result of an earlier job of the same owner on the same bytes and options (no
+    engine run). ``copy_artifacts`` gives the job its own copy of the files, so deleting either job never breaks
+    the other; ``reused_from`` names the job that computed them."""
+    if not jobs.mark_running(sf, job_id, worker):
+        return False
+    earlier = source.result or {}
+    try:
+        artifacts = copy_artifacts(earlier.get("artifacts", []))
+    except Exception:
+        jobs.requeue(sf, job_id)            # the caller runs the engine instead
+        raise
+    result = {**earlier, "artifacts": artifacts, "reused_from": earlier.get("reused_from") or source.id}
+    return jobs.mark_succeeded(sf, job_id, result)
 
 
 # ---------------------------------------------------------------- reading
@@ -171,21 +257,25 @@ def _progress(batch: Batch, rows: list[Any]) -> BatchProgress:
     done = sum(counts[state.value] for state in TERMINAL_STATES)
     total = sum(counts.values())
     state = _overall_state(batch, counts, done, total)
-    end = last_finished if state in ("completed", "canceled") and last_finished else utcnow()
+    end = last_finished if state in (BatchState.COMPLETED, BatchState.CANCELED) and last_finished else utcnow()
     elapsed = max((end - batch.created_at).total_seconds(), 1e-3)
     throughput = done / elapsed if done else None
-    eta = (total - done) / throughput if throughput and state in ("queued", "running") else None
+    eta = (total - done) / throughput if throughput and state in (BatchState.QUEUED, BatchState.RUNNING) else None
     return BatchProgress(total=total, counts=counts, done=done, state=state, throughput=throughput, eta_s=eta,
                          last_finished_at=last_finished)
 
 
-def _overall_state(batch: Batch, counts: dict[str, int], done: int, total: int) -> str:
+def _overall_state(batch: Batch, counts: dict[str, int], done: int, total: int) -> BatchState:
     if batch.canceled_at is not None:
-        return "canceled"
+        return BatchState.CANCELED
+    if batch.expanded_at is None:
+        return BatchState.EXPANDING
+    if batch.expand_error and not total:
+        return BatchState.FAILED
     if total and done == total:
-        return "completed"
+        return BatchState.COMPLETED
     started = done + counts[JobState.RUNNING.value]
-    return "running" if started else "queued"
+    return BatchState.RUNNING if started else BatchState.QUEUED
 
 
 def iter_batch_jobs(sf: SessionFactory, batch_id: str, states: Iterable[JobState] | None = None,

@@ -161,6 +161,23 @@ class Settings:
     max_archive_bytes: int = setting("MAX_ARCHIVE_BYTES", 2 * 1024 ** 3,
             "Largest zip accepted by POST /v1/batches (spooled to disk, read entry by entry).",
             INT, "2147483648 (2 GiB)")
+    max_archive_entries: int = setting("MAX_ARCHIVE_ENTRIES", 100_000,
+            "Most entries (files and folders) a batch zip may list; more is refused with 413.", INT)
+    max_archive_uncompressed_bytes: int = setting("MAX_ARCHIVE_UNCOMPRESSED_BYTES", 4 * 1024 ** 3,
+            "Most bytes a batch zip may unpack to, all entries together: checked on the sizes it declares before it "
+            "is stored (413), and on the bytes really unpacked while a worker expands it.", INT, "4294967296 (4 GiB)")
+    max_archive_entry_ratio: int = setting("MAX_ARCHIVE_ENTRY_RATIO", 100,
+            "Largest uncompressed/compressed size ratio of one zip entry; a higher one fails its item "
+            "(`archive_entry_refused`), a zip-bomb guard.", INT)
+    max_batch_items_in_flight_per_key: int = setting("MAX_BATCH_ITEMS_IN_FLIGHT_PER_KEY", 100_000,
+            "Queued + running batch items one key may have; expansion pauses at the cap and resumes as items "
+            "finish, single item uploads get 429 `too_many_active_jobs`. 0: no cap.", INT)
+    orphan_grace_s: float = setting("ORPHAN_GRACE_S", 3600.0,
+            "The sweeper deletes stored objects no job or batch references, and stale `.tmp-*` files, once they "
+            "are older than this.", FLOAT, "3600")
+    orphan_sweep_interval_s: float = setting("ORPHAN_SWEEP_INTERVAL_S", 3600.0,
+            "Seconds between two storage sweeps for orphans (a storage listing: rarer than job sweeps).",
+            FLOAT, "3600")
     heartbeat_interval_s: float = setting("HEARTBEAT_INTERVAL_S", 5.0,
             "How often a worker stamps heartbeat_at on the job it runs.", FLOAT, "5")
     heartbeat_timeout_s: float = setting("HEARTBEAT_TIMEOUT_S", 30.0,
@@ -270,7 +287,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"STORAGE_BACKEND must be 'local' or 's3', not {settings.storage_backend!r}")
     positive = ("presign_expiry_s", "max_upload_bytes", "max_pixels", "job_time_limit_s", "job_max_attempts",
                 "worker_concurrency", "broker_connect_timeout_s", "heartbeat_interval_s", "queued_resend_after_s",
-                "batch_chunk_size", "max_archive_bytes", "sweeper_interval_s", "image_url_timeout_s")
+                "batch_chunk_size", "max_archive_bytes", "sweeper_interval_s", "image_url_timeout_s",
+                "max_archive_entries", "max_archive_uncompressed_bytes", "max_archive_entry_ratio", "orphan_grace_s",
+                "orphan_sweep_interval_s")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name.upper()} must be positive")

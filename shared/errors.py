@@ -21,6 +21,9 @@ class ErrorCode(str, enum.Enum):
     VALIDATION_FAILED = "validation_failed"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    ARCHIVE_TOO_LARGE = "archive_too_large"            # a zip over its entry count or uncompressed total
+    ARCHIVE_INVALID = "archive_invalid"                # overlapping or duplicate entries
+    ARCHIVE_ENTRY_REFUSED = "archive_entry_refused"    # one entry: ratio, size or lying header
     INVALID_IMAGE = "invalid_image"
     IMAGE_TOO_LARGE = "image_too_large"
     NO_FACE_DETECTED = "no_face_detected"

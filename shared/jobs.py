@@ -83,6 +83,12 @@ def find_job(sf: SessionFactory, job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
+def existing_ids(sf: SessionFactory, job_ids: list[str]) -> set[str]:
+    """Which of ``job_ids`` have a row (the storage sweep keeps their files)."""
+    with sf() as session:
+        return set(session.scalars(sa.select(Job.id).where(Job.id.in_(job_ids))))
+
+
 def delete_job(sf: SessionFactory, job_id: str) -> Job:
     """Delete a finished job's row and return it so the caller removes its files. Unfinished jobs: Conflict."""
     with sf.begin() as session:
@@ -129,11 +135,13 @@ def count_active_jobs(sf: SessionFactory, owner_id: str) -> int:
 
 
 def find_succeeded_by_content(sf: SessionFactory, input_sha256: str, engine: str,
-                              options: dict[str, Any]) -> Job | None:
-    """A succeeded job on the same input bytes with the same engine and (canonical) options, newest first."""
+                              options: dict[str, Any], owner_id: str | None) -> Job | None:
+    """A succeeded job of the same owner (API key; None: the open API) on the same input bytes with the same engine
+    and (canonical) options, newest first. Never another owner's: its id and files are not the caller's."""
     wanted = canonical_options(options)
+    same_owner = Job.owner_id.is_(None) if owner_id is None else Job.owner_id == owner_id
     query = (sa.select(Job).where(Job.input_sha256 == input_sha256, Job.engine == engine,
-                                  Job.state == JobState.SUCCEEDED)
+                                  Job.state == JobState.SUCCEEDED, same_owner)
              .order_by(Job.finished_at.desc()).limit(20))
     with sf() as session:
         return next((job for job in session.scalars(query) if canonical_options(job.options) == wanted), None)

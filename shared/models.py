@@ -81,6 +81,12 @@ class Batch(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSONType)
     source: Mapped[str] = mapped_column(sa.String(1024))
     total: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    # Expansion (a worker turns a stored source into items page by page): where the source is, how many of its
+    # entries are items already (the resume point), when it finished (None: still expanding) and why it stopped.
+    source_key: Mapped[str | None] = mapped_column(sa.String(1024))
+    expanded: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    expanded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expand_error: Mapped[str | None] = mapped_column(sa.Text())
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

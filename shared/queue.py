@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 TASK_NAME = "face3d.reconstruct_job"
 BATCH_TASK_NAME = "face3d.batch_item"
 WEBHOOK_TASK_NAME = "face3d.deliver_webhook"
+EXPAND_TASK_NAME = "face3d.expand_batch"      # a batch's source (manifest, zip, S3 prefix) -> items, on the batch queue
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
 BATCH_QUEUE = "batch"           # batch items, read after the interactive queues
@@ -82,6 +83,7 @@ def _celery_config(settings: Settings) -> dict[str, object]:
         "task_queues": declared_queues(),
         "task_default_queue": CPU_QUEUE,
         "task_routes": {TASK_NAME: {"queue": CPU_QUEUE}, BATCH_TASK_NAME: {"queue": BATCH_QUEUE},
+                        EXPAND_TASK_NAME: {"queue": BATCH_QUEUE},
                         WEBHOOK_TASK_NAME: {"queue": WEBHOOK_QUEUE}},
         "task_time_limit": settings.job_time_limit_s,
         "task_soft_time_limit": soft_limit,
@@ -131,6 +133,14 @@ class JobQueue:
             log.warning("broker unreachable after sending %d of %d batch items: %s", sent, len(job_ids), exc)
             raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE,
                               sent=sent) from exc
+
+    def send_expand(self, batch_id: str, countdown: float | None = None) -> None:
+        """Queue the expansion of a batch's source; raises broker_unavailable (the sweeper resends it later)."""
+        try:
+            self.celery_app.send_task(EXPAND_TASK_NAME, args=[batch_id], queue=BATCH_QUEUE, routing_key=BATCH_QUEUE,
+                                      countdown=countdown, retry=True, retry_policy=SEND_RETRY_POLICY)
+        except BROKER_ERRORS as exc:
+            raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
 
     def _send(self, task: str, job_id: str, queue: str, **options: object) -> None:
         self.celery_app.send_task(task, args=[job_id], queue=queue, routing_key=queue, retry=True,

@@ -10,12 +10,13 @@ import base64
 import hashlib
 import hmac
 import re
+import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from pathlib import PurePath
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from face3d.shared.errors import ErrorCode, Face3dError
 from face3d.shared.mediatypes import SNIFF_BYTES, images_in, sniff_image_type  # noqa: F401 - for the client
@@ -23,7 +24,7 @@ from face3d.shared.options import (  # noqa: F401 - re-exported for the client
     DEFAULT_OUTPUTS, OPTIONS, OUTPUTS, TEXTURE_SIZES, UNITS, Bounds, OptionSpec, api_options, chosen, click_options,
     pydantic_field,
 )
-from face3d.shared.states import JobState
+from face3d.shared.states import BatchState, JobState
 
 if TYPE_CHECKING:
     from face3d.shared.batches import BatchProgress
@@ -157,10 +158,28 @@ class BatchResultLine(BaseModel):
     reused_from: str | None = Field(description="Id of an earlier job with the same input whose result was reused.")
 
 
+class BatchItemIn(BaseModel):
+    """One item reference: JSON body of POST /v1/batches/{batch_id}/items, and each of POST /v1/batches' items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(None, description="A key in the service's storage under uploads/.")
+    url: str | None = Field(None, description="s3://bucket/key, read from the configured S3 endpoint.")
+    name: str | None = Field(None, max_length=1024, description="Name in the results (default: the key's file name).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BatchItemIn":
+        if (self.key is None) == (self.url is None):
+            raise ValueError("give exactly one of 'key' or 'url'")
+        return self
+
+
 class BatchView(BaseModel):
     id: str
     name: str | None
-    state: str = Field(description="queued | running | completed | canceled")
+    state: BatchState = Field(description="expanding (a worker is still turning its source into items: total "
+                                          "grows) | queued | running | completed | canceled | failed (its source "
+                                          "could not be expanded)")
     engine: str
     options: dict[str, Any]
     source: str
@@ -170,6 +189,7 @@ class BatchView(BaseModel):
     progress: float = Field(description="Finished items / total, 0..1.")
     throughput_items_per_s: float | None
     eta_s: float | None
+    expand_error: str | None = Field(None, description="Why expanding the source stopped, if it did.")
     created_at: datetime
     last_finished_at: datetime | None
     results_url: str
@@ -203,7 +223,7 @@ def job_view(job: "JobRow", base_url: str) -> Job:
     result = job.result or {}
     return Job(
         id=job.id, state=job.state, engine=job.engine, options=job.options or {},
-        input_name=job.input_name, stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
+        input_name=display_name(job.input_name), stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
         cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at, error=error_of(job),
         faces=result.get("faces", []), warnings=result.get("warnings", []),
@@ -225,7 +245,7 @@ def result_line(job: "JobRow", base_url: str) -> dict[str, Any]:
     result = job.result or {}
     artifacts = [{"name": a["name"], "url": artifact_url(base_url, job.id, a["name"])}
                  for a in result.get("artifacts", [])]
-    return {"name": job.input_name, "job_id": job.id, "state": job.state.value,
+    return {"name": display_name(job.input_name), "job_id": job.id, "state": job.state.value,
             "faces": len(result.get("faces", [])), "artifacts": artifacts, "error": error_of(job),
             "reused_from": result.get("reused_from")}
 
@@ -238,16 +258,37 @@ def failed_line(name: str, code: str, message: str) -> dict[str, Any]:
 
 def batch_view(batch: "Batch", progress: "BatchProgress", base_url: str) -> BatchView:
     return BatchView(
-        id=batch.id, name=batch.name, state=progress.state, engine=batch.engine, options=batch.options,
+        id=batch.id, name=display_name(batch.name), state=progress.state, engine=batch.engine, options=batch.options,
         source=batch.source, total=progress.total, counts=progress.counts, done=progress.done,
         progress=round(progress.done / progress.total, 4) if progress.total else 0.0,
         throughput_items_per_s=None if progress.throughput is None else round(progress.throughput, 3),
         eta_s=None if progress.eta_s is None else round(progress.eta_s, 1), created_at=batch.created_at,
         last_finished_at=progress.last_finished_at, results_url=f"{base_url}/v1/batches/{batch.id}/results",
+        expand_error=batch.expand_error,
     )
 
 
 # ---------------------------------------------------------------- batch item names
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def display_name(name: str | None) -> str | None:
+    """An item name as responses show it: control, format (bidi overrides, zero-width) and separator characters
+    replaced by U+FFFD, so a name can't forge lines or reorder text where it is echoed. The stored name (raw, as
+    sent) stays the item's data."""
+    if name is None or name.isprintable():
+        return name
+    return "".join(c if c == " " or unicodedata.category(c) not in _UNPRINTABLE else "\ufffd" for c in name)
+
+
+def storable_name(name: str) -> str:
+    """A name the database can keep as sent, clipped: only NUL (no PostgreSQL text holds it) and unpaired
+    surrogates (not UTF-8) are replaced by U+FFFD."""
+    if "\x00" in name or any("\ud800" <= c <= "\udfff" for c in name):
+        name = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in name)
+    return clip_name(name)
 
 
 def clip_name(name: str) -> str:

@@ -29,6 +29,17 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+class BatchState(str, enum.Enum):
+    """A batch's state, derived from its row and its items' states (shared/batches.py), never stored."""
+
+    EXPANDING = "expanding"         # a worker is still turning its source (manifest, zip, S3 prefix) into items
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    FAILED = "failed"               # its source could not be expanded at all (the reason is on the batch)
+
+
 # A retry (POST /v1/jobs/{id}/retry) leaves the old job as it is and submits its stored input again as a new job.
 RETRYABLE_STATES = frozenset({JobState.FAILED})
 

@@ -11,6 +11,7 @@ class RecordingQueue:
     def __init__(self, depths: dict[str, int] | None = None) -> None:
         self.sent: list[tuple[str, str]] = []          # single jobs: (job_id, engine)
         self.items: list[tuple[str, list[str]]] = []   # batch items, one entry per send: (engine, job ids)
+        self.expansions: list[str] = []                # batches whose expansion was queued
         self.announced: list[str] = []                 # jobs finished outside a task, whose webhook was queued
         self.webhooks: list[tuple[str, int, float]] = []   # (job_id, attempt, countdown)
         self.depths = dict(depths or {})               # what depth() answers per queue (default 0)
@@ -24,6 +25,11 @@ class RecordingQueue:
         self.sent.append((job_id, engine))
         if self.on_send is not None:
             self.on_send(job_id)
+
+    def send_expand(self, batch_id: str, countdown: float | None = None) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.expansions.append(batch_id)
 
     def send_items(self, job_ids: list[str], engine: str) -> None:
         if self.fail_with is not None:

@@ -1,4 +1,4 @@
-"""The batch-item task: read the item's bytes once (hash, type check, copy from an s3:// source into storage), reuse
+"""The batch tasks. ``expand_batch`` turns a batch's source into items (shared/expansion.py). ``batch_item``: read the item's bytes once (hash, type check, copy from an s3:// source into storage), reuse
 an earlier result on the same bytes and options, and otherwise run it as an ordinary job (worker.tasks.run_job).
 
 Hashing happens here, not in the API, so submitting a 10,000-object S3 prefix reads no object at all.
@@ -10,18 +10,35 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from sqlalchemy.exc import SQLAlchemyError
 
-from face3d.shared import batches, jobs, models
+from face3d.shared import batches, expansion, jobs, models
 from face3d.shared.errors import Face3dError
 from face3d.shared.imaging import check_image_bytes
-from face3d.shared.queue import BATCH_TASK_NAME
+from face3d.shared.queue import BATCH_TASK_NAME, EXPAND_TASK_NAME
 from face3d.shared.states import JobState
-from face3d.shared.storage import input_key, make_s3_client, read_source
+from face3d.shared.storage import input_key, make_s3_client, output_key, read_source
 from face3d.worker.context import WorkerContext, context_for
 from face3d.worker.heartbeat import worker_identity
 from face3d.worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
 
 log = logging.getLogger(__name__)
+EXPAND_PAUSE_S = 30.0           # how long an expansion at its owner's in-flight cap waits before it looks again
+EXPAND_RETRY_S = 10.0           # ... and one stopped by an outage (database, storage) before it resumes
+
+
+@shared_task(name=EXPAND_TASK_NAME, bind=True, acks_late=True, max_retries=None)
+def expand_batch(self: Any, batch_id: str) -> str:
+    """Turn a batch's stored source into items from its resume point (shared/expansion.py)."""
+    ctx = context_for(self.app)
+    try:
+        return expansion.expand(ctx.session_factory, ctx.settings, ctx.storage, ctx.queue, batch_id)
+    except expansion.Paused as paused:
+        log.info("%s; expansion resumes in %.0f s", paused, EXPAND_PAUSE_S)
+        raise self.retry(countdown=EXPAND_PAUSE_S) from None
+    except (Face3dError, SQLAlchemyError) as exc:   # only infrastructure errors come out: resume after it
+        log.warning("batch %s: expansion interrupted (%s); resuming in %.0f s", batch_id, exc, EXPAND_RETRY_S)
+        raise self.retry(countdown=EXPAND_RETRY_S) from None
 
 
 @shared_task(name=BATCH_TASK_NAME, base=JobTask, bind=True, acks_late=True)
@@ -50,11 +67,27 @@ def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
             return "failed"
         if job is None:
             return "ignored"
-    source = jobs.find_succeeded_by_content(sf, job.input_sha256, job.engine, job.options)
-    if source is not None and batches.reuse_result(sf, job_id, source, worker):
+    source = jobs.find_succeeded_by_content(sf, job.input_sha256, job.engine, job.options, job.owner_id)
+    if source is None:
+        return None
+    try:
+        reused = batches.reuse_result(sf, job_id, source, worker, lambda found: _copy_artifacts(ctx, job_id, found))
+    except Face3dError as exc:
+        log.warning("job %s: cannot copy the result of job %s (%s); running it", job_id, source.id, exc.message)
+        return None
+    if reused:
         log.info("job %s: same input and options as job %s, result reused", job_id, source.id)
         return "reused"
     return None
+
+
+def _copy_artifacts(ctx: WorkerContext, job_id: str, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    copies = []
+    for artifact in artifacts:
+        key = output_key(job_id, artifact["name"])
+        with_storage_retries(lambda: ctx.storage.copy(artifact["key"], key))
+        copies.append({**artifact, "key": key})
+    return copies
 
 
 def _read_input(ctx: WorkerContext, job: models.Job) -> models.Job | None:

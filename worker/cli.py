@@ -60,11 +60,14 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
               help="Seconds between sweeps (default SWEEPER_INTERVAL_S).")
 @click.option("--once", is_flag=True, help="Sweep once, print what was repaired, and exit.")
 def sweeper(interval: float | None, once: bool) -> None:
-    """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers."""
+    """Repair jobs the queue lost: resend stale queued jobs, requeue or fail jobs of dead workers; delete stored
+    files nothing references."""
     from face3d.shared.config import load_settings
     from face3d.shared.db import session_factory_for
     from face3d.shared.errors import Face3dError
     from face3d.shared.queue import JobQueue
+    from face3d.shared.storage import make_storage
+    from face3d.worker.storage_sweep import sweep_storage
     from face3d.worker.sweeper import run_sweeper, sweep_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,14 +77,16 @@ def sweeper(interval: float | None, once: bool) -> None:
         queue = JobQueue.from_settings(settings)
     except Face3dError as error:
         raise click.ClickException(f"{error.code.value}: {error.message}") from None
+    storage = make_storage(settings)
     if once:
         click.echo(str(sweep_once(sf, settings, queue)))
+        click.echo(str(sweep_storage(sf, settings, storage)))
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"sweeper running every {interval or settings.sweeper_interval_s:g} s")
-    run_sweeper(sf, settings, queue, stop, interval)
+    run_sweeper(sf, settings, queue, stop, interval, storage=storage)
 
 
 if __name__ == "__main__":

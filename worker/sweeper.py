@@ -15,6 +15,10 @@
 - ``running`` longer than JOB_TIME_LIMIT_S + HEARTBEAT_TIMEOUT_S: the worker's own time limit did not end it
   (e.g. the solo pool has none); failed with ``timeout``.
 
+- A batch still ``expanding`` with no progress for QUEUED_RESEND_AFTER_S: its expansion task was lost; it is sent
+  again and resumes where the last page stopped (a paused expansion touches its batch, so it is left alone).
+- Every ORPHAN_SWEEP_INTERVAL_S, the storage sweep (worker/storage_sweep.py) deletes files nothing references.
+
 Jobs the sweeper fails get their webhook queued like jobs a worker finishes.
 Every change is an optimistic UPDATE (state, updated_at and heartbeat_at as read), so several sweepers, or a worker
 that comes back to life, never both act on one job. Run it as ``face3d sweeper`` (``face3d serve`` starts one).
@@ -23,14 +27,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from face3d.shared import db, jobs, models
+from face3d.shared import batches, db, jobs, models
 from face3d.shared.config import Settings
 from face3d.shared.errors import ErrorCode
 from face3d.shared.queue import JobQueue, item_queue_for, queue_for
+from face3d.shared.storage import Storage
+from face3d.worker.storage_sweep import sweep_storage
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +48,11 @@ class SweepReport:
     requeued: list[str] = field(default_factory=list)     # running jobs of lost workers, queued and sent again
     failed: list[str] = field(default_factory=list)       # lost too often (worker_lost) or overdue (timeout)
     send_errors: list[str] = field(default_factory=list)  # left queued; the next sweep after the resend period retries
+    expansions: list[str] = field(default_factory=list)   # batches whose lost expansion was sent again
 
     @property
     def changed(self) -> bool:
-        return bool(self.resent or self.requeued or self.failed)
+        return bool(self.resent or self.requeued or self.failed or self.expansions)
 
 
 def sweep_once(sf: db.SessionFactory, settings: Settings, queue: JobQueue,
@@ -57,6 +65,7 @@ def sweep_once(sf: db.SessionFactory, settings: Settings, queue: JobQueue,
     _recover_lost(sf, settings, queue, now, report, hooked)
     _resend_queued(sf, settings, queue, now, report)
     _resend_batch_items(sf, settings, queue, now, report)
+    _resend_expansions(sf, settings, queue, now, report)
     if hooked:
         queue.announce_finished(hooked)
     if report.changed or report.send_errors:
@@ -126,6 +135,17 @@ def _resend_batch_items(sf: db.SessionFactory, settings: Settings, queue: JobQue
                 report.send_errors.extend(ids)
 
 
+def _resend_expansions(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
+                       report: SweepReport) -> None:
+    for batch in batches.expanding_since(sf, now - timedelta(seconds=settings.queued_resend_after_s)):
+        if batches.claim_expansion_resend(sf, batch, now):
+            try:
+                queue.send_expand(batch.id)
+                report.expansions.append(batch.id)
+            except Exception as exc:  # broker down: the claim only delays the next try by one period
+                log.warning("sweep: could not resend the expansion of batch %s: %s", batch.id, exc)
+
+
 def _queued_per_queue(sf: db.SessionFactory, settings: Settings) -> dict[str, int]:
     waiting: dict[str, int] = {}
     for (engine, is_item), count in jobs.queued_counts(sf).items():
@@ -161,14 +181,20 @@ def _send(queue: JobQueue, job: models.Job, report: SweepReport) -> None:
 
 
 def run_sweeper(sf: db.SessionFactory, settings: Settings, queue: JobQueue, stop: threading.Event,
-                interval_s: float | None = None, on_sweep: Callable[[SweepReport], None] | None = None) -> None:
-    """Sweep every ``interval_s`` until ``stop`` is set; an outage (database, broker) only skips a round."""
+                interval_s: float | None = None, on_sweep: Callable[[SweepReport], None] | None = None,
+                storage: Storage | None = None) -> None:
+    """Sweep every ``interval_s`` until ``stop`` is set, and ``storage`` every ORPHAN_SWEEP_INTERVAL_S; an outage
+    (database, broker, storage) only skips a round."""
     interval_s = interval_s or settings.sweeper_interval_s
+    next_storage_sweep = time.monotonic()
     while not stop.is_set():
         try:
             report = sweep_once(sf, settings, queue)
             if on_sweep is not None:
                 on_sweep(report)
+            if storage is not None and time.monotonic() >= next_storage_sweep:
+                next_storage_sweep = time.monotonic() + settings.orphan_sweep_interval_s
+                sweep_storage(sf, settings, storage)
         except Exception as exc:
             log.warning("sweep failed, retrying in %.0f s: %s", interval_s, exc)
         stop.wait(interval_s)

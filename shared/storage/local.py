@@ -7,7 +7,8 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from datetime import datetime, timezone
+from typing import BinaryIO, Iterator
 
 from face3d.shared.errors import NotFound, StorageUnavailable
 from face3d.shared.storage.base import validate_key
@@ -22,13 +23,17 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
+        staged: Path | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename, so a reader never sees half a file.
             with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as handle:
+                staged = Path(handle.name)
                 handle.write(data)
-            os.replace(handle.name, path)
+            os.replace(staged, path)
         except OSError as exc:
+            if staged is not None:
+                staged.unlink(missing_ok=True)          # a full disk (ENOSPC) leaves no half-written file
             raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
@@ -45,6 +50,13 @@ class LocalStorage:
         except OSError as exc:
             staged.unlink(missing_ok=True)
             raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        """A hard link where it can (no bytes copied): either name may be deleted without breaking the other."""
+        source = self._path(source_key)
+        if not source.is_file():
+            raise NotFound(f"no stored object {source_key}")
+        self.put_file(target_key, source)
 
     def get_bytes(self, key: str) -> bytes:
         with self.open_stream(key) as handle:
@@ -67,6 +79,18 @@ class LocalStorage:
                 entry.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def list_objects(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """(key, last modified) of every file under ``prefix``, staging files (``.tmp-*``) included."""
+        base = self.root / prefix.rstrip("/") if prefix else self.root
+        for folder, _, files in os.walk(base):
+            for name in files:
+                path = Path(folder) / name
+                try:
+                    modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+                except FileNotFoundError:
+                    continue
+                yield path.relative_to(self.root).as_posix(), modified
 
     def url_for(self, key: str, filename: str | None = None) -> str | None:
         return None

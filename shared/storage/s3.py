@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO
+from datetime import datetime
+from typing import Any, BinaryIO, Iterator
 from urllib.parse import urlparse
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -70,7 +72,17 @@ class S3Storage:
                    ContentType=content_type or content_type_for(key))
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        self.put_bytes(key, Path(path).read_bytes(), content_type)
+        """Streamed from disk (multipart above boto3's threshold), never read whole into memory."""
+        extra = {"ContentType": content_type or content_type_for(key)}
+        try:
+            self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra)
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise StorageUnavailable(f"storage refused the upload of {key}: {exc}") from exc
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        """A server-side copy: either key may be deleted without breaking the other."""
+        self._call(target_key, "copy_object", Key=self._key(target_key),
+                   CopySource={"Bucket": self.bucket, "Key": self._key(source_key)})
 
     def get_bytes(self, key: str) -> bytes:
         return self.open_stream(key).read()
@@ -87,6 +99,16 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(f"cannot list {prefix}: {exc}") from exc
         return removed
+
+    def list_objects(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """(key without the service's prefix, last modified) of every object under ``prefix``, page by page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.prefix):], item["LastModified"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"cannot list {prefix}: {exc}") from exc
 
     def url_for(self, key: str, filename: str | None = None) -> str | None:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
