@@ -48,7 +48,9 @@ def api(make_settings, session_factory, local_storage, queue):
 
 
 def stored_keys(storage) -> list[str]:
-    return sorted(key for key, _ in storage.list_objects())
+    """Every file in a local storage folder, read from the disk itself (staging files included)."""
+    return sorted(path.relative_to(storage.root).as_posix() for path in Path(storage.root).rglob("*")
+                  if path.is_file())
 
 
 def zip_bytes(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
