@@ -159,8 +159,12 @@ def manifest_items(settings: Settings, raw_items: Any, start: int = 0) -> Iterat
 
 
 def _raw_item_name(raw: Any, index: int) -> str:
-    name = raw.get("name") if isinstance(raw, dict) else None
-    return storable_name(name) if isinstance(name, str) and name else f"item {index + 1}"
+    """The name of an invalid reference: its own, else its key's or URL's file name, else its position."""
+    fields = raw if isinstance(raw, dict) else {}
+    for name in (fields.get("name"), *(posixpath.basename(str(fields.get(k) or "")) for k in ("key", "url"))):
+        if isinstance(name, str) and name:
+            return storable_name(name)
+    return f"item {index + 1}"
 
 
 def reference_item(settings: Settings, item: BatchItemIn, names: UniqueNames) -> NewItem:
