@@ -21,7 +21,7 @@ from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services, services
 from face3d.api.submission import engine_and_options
 from face3d.shared import batches, expansion, jobs
-from face3d.shared.batch_sources import reference_item
+from face3d.shared.batch_sources import check_item_shapes, reference_item
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError
 from face3d.shared.models import Batch
 from face3d.shared.schema import BatchList, JobOptions, UniqueNames, batch_view, display_name, result_line
@@ -44,6 +44,7 @@ def create_batch() -> Response:
     body = _validated(BatchCreate, raw)
     if items is not None and not isinstance(items, list):
         raise Face3dError("body.items must be a list of {key|url, name} objects", ErrorCode.VALIDATION_FAILED)
+    check_item_shapes(items or [])
     if items is not None and body.s3_prefix is not None:
         raise Face3dError("give 'items' or 's3_prefix', not both", ErrorCode.VALIDATION_FAILED)
     engine, options = engine_and_options(svc.settings, body.options)

@@ -143,7 +143,7 @@ class Ingest:
         try:
             self.batch_id = state.get("batch_id")
             if is_s3(self.source):
-                self.report = IngestReport(self.batch_id, total=int(self.client.get_batch(self.batch_id)["total"]))
+                self.report = IngestReport(self.batch_id, total=self._expanded_total())
             else:
                 self.report = self._upload_all(items, state, results, self.batch_id)
             self.report.skipped = self.skipped
@@ -153,6 +153,12 @@ class Ingest:
         finally:
             results.close()
             state.close()
+
+    def _expanded_total(self) -> int:
+        """The item count of a batch the server expands (an S3 prefix), once it has finished expanding."""
+        while (batch := self.client.get_batch(self.batch_id))["state"] == "expanding":
+            time.sleep(self.poll_s)
+        return int(batch["total"])
 
     def _local_items(self) -> list[SourceItem]:
         names = UniqueNames()

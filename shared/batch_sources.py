@@ -140,6 +140,28 @@ def stored_item(settings: Settings, storage: Storage, item: NewItem, data: bytes
 # ---------------------------------------------------------------- JSON manifests (item references)
 
 
+ITEM_FIELDS = frozenset({"key", "url", "name"})
+
+
+def check_item_shapes(items: list[Any]) -> None:
+    """The request's own check of a manifest, fast enough for 400,000 items (well under a second): each item is
+    an object with exactly one of ``key`` and ``url`` and only string fields. Whether a reference may be read
+    is the worker's check, item by item."""
+    for index, raw in enumerate(items):
+        if type(raw) is not dict or not raw.keys() <= ITEM_FIELDS:
+            _bad_item(index, f"an object with 'key' or 'url' and an optional 'name' ({', '.join(sorted(ITEM_FIELDS))})")
+        if (raw.get("key") is None) == (raw.get("url") is None):
+            _bad_item(index, "give exactly one of 'key' or 'url'")
+        if any(value is not None and type(value) is not str for value in raw.values()):
+            _bad_item(index, "'key', 'url' and 'name' are strings")
+        if len(raw.get("name") or "") > 1024:
+            _bad_item(index, "'name' is at most 1024 characters")
+
+
+def _bad_item(index: int, message: str) -> None:
+    raise Face3dError(f"body.items[{index}]: {message}", ErrorCode.VALIDATION_FAILED, loc=["body", "items", index])
+
+
 def manifest_items(settings: Settings, raw_items: Any, start: int = 0) -> Iterator[Pending]:
     """Items of a stored manifest from index ``start``; an invalid reference fails its own item."""
     if not isinstance(raw_items, list):

@@ -12,6 +12,7 @@ class RecordingQueue:
         self.sent: list[tuple[str, str]] = []          # single jobs: (job_id, engine)
         self.items: list[tuple[str, list[str]]] = []   # batch items, one entry per send: (engine, job ids)
         self.expansions: list[str] = []                # batches whose expansion was queued
+        self.on_expand: Callable[[str], None] | None = None    # runs on each queued expansion: a fake worker
         self.announced: list[str] = []                 # jobs finished outside a task, whose webhook was queued
         self.webhooks: list[tuple[str, int, float]] = []   # (job_id, attempt, countdown)
         self.depths = dict(depths or {})               # what depth() answers per queue (default 0)
@@ -30,6 +31,8 @@ class RecordingQueue:
         if self.fail_with is not None:
             raise self.fail_with
         self.expansions.append(batch_id)
+        if self.on_expand is not None:
+            self.on_expand(batch_id)
 
     def send_items(self, job_ids: list[str], engine: str) -> None:
         if self.fail_with is not None:

@@ -19,7 +19,7 @@ def problem(response: requests.Response, status: int, code: str) -> dict:
 
 @pytest.mark.parametrize("body, status, code", [
     ({"items": [{"key": "uploads/a.jpg", "url": "s3://b/k"}]}, 422, "validation_failed"),
-    ({"items": [{"key": "jobs/other/input/a.jpg"}]}, 422, "validation_failed"),
+    ({"items": [{"key": "uploads/a.jpg"}, {"key": "uploads/b.jpg", "other": 1}]}, 422, "validation_failed"),
     ({"s3_prefix": "http://example.com/x"}, 422, "validation_failed"),
     ({"s3_prefix": "s3://not-allowed-bucket/x"}, 422, "validation_failed"),
     ({"s3_prefix": f"s3://{SOURCE_BUCKET}/nothing-here/"}, 422, "validation_failed"),

@@ -19,7 +19,12 @@ def make_client(tmp_path, session_factory, local_storage):
     def build(queue=None, **overrides):
         settings = load_settings(env={"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off"},
                                  data_dir=tmp_path / "data", **overrides)
+        from face3d.shared import expansion
+
         queue = RecordingQueue() if queue is None else queue(settings)
+        # the expansion a worker would run, inline
+        queue.send_expand = lambda batch_id, countdown=None: expansion.expand(session_factory, settings,
+                                                                              local_storage, queue, batch_id)
         app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
         return app.test_client()
 

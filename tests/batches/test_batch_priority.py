@@ -35,7 +35,9 @@ def test_interactive_job_starts_within_seconds_during_a_500_item_batch(api_url, 
     client = Face3dClient(api_url)
     items = [{"url": f"s3://{SOURCE_BUCKET}/tiny/green.png", "name": f"tiny-{i:03d}.png"} for i in range(BATCH_ITEMS)]
     batch = client.create_batch({"video": False}, items=items, name="priority")
-    assert batch["total"] == BATCH_ITEMS                        # inserted in 3 chunks (BATCH_CHUNK_SIZE=200)
+    assert batch["state"] == "expanding"                       # a worker inserts them, 3 pages (BATCH_CHUNK_SIZE=200)
+    wait_until(lambda: client.get_batch(batch["id"])["total"] == BATCH_ITEMS, 60, "the batch expanded",
+               worker.log_path)
     wait_until(lambda: batch_counts(sf, batch["id"]).get("failed", 0) >= 10, 60, "batch items running",
                worker.log_path)
 

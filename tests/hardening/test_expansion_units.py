@@ -15,7 +15,7 @@ def results(client, batch_id: str) -> list[dict]:
 def test_a_manifest_is_stored_and_expanded_by_the_worker(api, queue, local_storage):
     client, _, expand = api()
     items = [{"key": f"uploads/set/{i}.jpg"} for i in range(4)] + [{"key": "jobs/other/input/a.jpg"},
-                                                                    {"name": "neither"}]
+                                                                    {"url": "s3://not-allowed/b.jpg"}]
     created = client.post("/v1/batches", json={"items": items, "options": {"video": False}})
     assert created.status_code == 201, created.get_data()
     batch = created.get_json()
@@ -27,9 +27,16 @@ def test_a_manifest_is_stored_and_expanded_by_the_worker(api, queue, local_stora
     assert sum(len(ids) for _, ids in queue.items) == 4
     lines = {line["name"]: line for line in results(client, batch["id"])}
     assert lines["a.jpg"]["error"]["code"] == "validation_failed"          # not under uploads/: its own failure
-    assert lines["neither"]["error"]["code"] == "validation_failed"
+    assert lines["b.jpg"]["error"]["code"] == "validation_failed"
     assert not any(key.startswith("batches/") for key, _ in local_storage.list_objects())   # source deleted
     assert expand(batch["id"]) == "ignored"                                  # a redelivery does nothing
+
+
+def test_malformed_items_are_refused_by_the_request(api, queue):
+    client, _, _ = api()
+    refused = client.post("/v1/batches", json={"items": [{"key": "uploads/a.jpg"}, {"name": "neither"}]})
+    assert refused.status_code == 422 and "items[1]" in refused.get_json()["detail"]
+    assert queue.expansions == []
 
 
 def test_an_interrupted_expansion_resumes_without_duplicates(api, queue, session_factory, monkeypatch):
