@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
+import time
 from itertools import islice
 from typing import Any, Iterator
 
@@ -50,30 +52,35 @@ def store_manifest(storage: Storage, batch_id: str, body: bytes) -> str:
     return key
 
 
-def expand(sf: SessionFactory, settings: Settings, storage: Storage, queue: JobQueue, batch_id: str) -> str:
+def expand(sf: SessionFactory, settings: Settings, storage: Storage, queue: JobQueue, batch_id: str,
+           slice_s: float = math.inf) -> str:
     """Expand from the resume point to the end: "expanded", "failed" (the source is unusable: the reason is on the
-    batch), "ignored" (gone, canceled or finished). Raises Paused, and infrastructure errors (retried)."""
+    batch), "ignored" (gone, canceled or finished), or "continued" after ``slice_s`` seconds (the caller queues the
+    rest, so no task runs into the job time limit). Raises Paused, and infrastructure errors (retried)."""
     batch = batches.find_batch(sf, batch_id)
     if batch is None or batch.expanded_at is not None or batch.canceled_at is not None:
         return "ignored"
     try:
         with _source(sf, settings, storage, batch) as items:
-            outcome = _expand_pages(sf, settings, storage, queue, batch, items)
+            outcome = _expand_pages(sf, settings, storage, queue, batch, items, time.monotonic() + slice_s)
     except Face3dError as exc:
         if exc.code in INFRASTRUCTURE:
             raise
         log.warning("batch %s: expansion stopped: %s", batch_id, exc.message)
         batches.finish_expansion(sf, batch_id, error=f"{exc.code.value}: {exc.message}")
         outcome = "failed"
-    if outcome != "ignored" and batch.source_key:
+    if outcome in ("expanded", "failed") and batch.source_key:
         storage.delete_prefix(batch.source_key)
     return outcome
 
 
 def _expand_pages(sf: SessionFactory, settings: Settings, storage: Storage, queue: JobQueue, batch: Batch,
-                  items: Iterator[Pending]) -> str:
+                  items: Iterator[Pending], deadline: float) -> str:
     start, in_flight = batch.expanded, _in_flight(sf, settings, batch)
     while page := list(islice(items, settings.batch_chunk_size)):
+        if time.monotonic() > deadline:
+            _forget(storage, page)
+            return "continued"
         if settings.max_batch_items_in_flight_per_key and in_flight + len(page) > settings.max_batch_items_in_flight_per_key:
             in_flight = _in_flight(sf, settings, batch)     # items finished meanwhile?
             if in_flight + len(page) > settings.max_batch_items_in_flight_per_key:

@@ -31,8 +31,12 @@ EXPAND_RETRY_S = 10.0           # ... and one stopped by an outage (database, st
 def expand_batch(self: Any, batch_id: str) -> str:
     """Turn a batch's stored source into items from its resume point (shared/expansion.py)."""
     ctx = context_for(self.app)
+    slice_s = ctx.settings.job_time_limit_s / 2
     try:
-        return expansion.expand(ctx.session_factory, ctx.settings, ctx.storage, ctx.queue, batch_id)
+        outcome = expansion.expand(ctx.session_factory, ctx.settings, ctx.storage, ctx.queue, batch_id, slice_s)
+        if outcome == "continued":      # the next slice is a task of its own; if it cannot be sent, the sweeper will
+            ctx.queue.send_expand(batch_id)
+        return outcome
     except expansion.Paused as paused:
         log.info("%s; expansion resumes in %.0f s", paused, EXPAND_PAUSE_S)
         raise self.retry(countdown=EXPAND_PAUSE_S) from None
