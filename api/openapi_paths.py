@@ -219,7 +219,10 @@ def _batch_paths() -> dict[str, Any]:
             body=_body({"application/json": "BatchCreate", "multipart/form-data": "BatchArchiveForm"}),
             description="JSON: `items` (storage keys under uploads/ or s3:// URLs), or `s3_prefix` (every object "
                         "under it), or neither (an empty batch filled with POST .../items). multipart: a zip "
-                        "`archive`, each file one item.")},
+                        "`archive`, each file one item. Answers at once with the batch `expanding`: a worker turns "
+                        "the source into items (`total` grows); an invalid reference fails its own item. A zip over "
+                        "MAX_ARCHIVE_ENTRIES or MAX_ARCHIVE_UNCOMPRESSED_BYTES: 413 `archive_too_large`; overlapping "
+                        "entries: 422 `archive_invalid`.")},
         "/v1/batches/{batch_id}": {"get": _operation(
             "getBatch", "Get a batch", "batches", {"200": batch}, problems=(404,), parameters=[_BATCH_ID])},
         "/v1/batches/{batch_id}/cancel": {"post": _operation(
@@ -230,7 +233,7 @@ def _batch_paths() -> dict[str, Any]:
             "addBatchItem", "Add one item to a batch", "batches", {
                 "201": _json("BatchItemAdded", "Added"),
                 "200": _json("BatchItemAdded", "An item of that name was already there (safe retry)")},
-            problems=(400, 404, 413, 415, 422), parameters=[_BATCH_ID],
+            problems=(400, 404, 409, 413, 415, 422, 429), parameters=[_BATCH_ID],
             body=_body({"multipart/form-data": "BatchItemForm", "application/json": "BatchItemIn"}))},
     }
 

@@ -117,8 +117,21 @@ def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | No
     with tempfile.TemporaryDirectory(prefix=f"face3d-{job.id}-") as folder:
         outcome = process_photo(data, job.input_name, engine, options, Path(folder), progress=progress)
         progress("upload")
-        artifacts = [_upload(ctx.storage, job.id, Path(path)) for path in outcome.files]
+        artifacts = _upload_all(ctx.storage, job.id, [Path(path) for path in outcome.files])
     return result_summary(outcome.reconstruction, artifacts)
+
+
+def _upload_all(storage: Storage, job_id: str, paths: list[Path]) -> list[dict[str, Any]]:
+    """Every artifact, or none: a failed upload (a full disk, an outage) removes the ones already stored, so a
+    failed job leaves no partial output."""
+    try:
+        return [_upload(storage, job_id, path) for path in paths]
+    except Exception:
+        try:
+            storage.delete_prefix(output_key(job_id, "x").rsplit("/", 1)[0] + "/")
+        except Exception as exc:  # noqa: BLE001 - the storage sweep can't help here (the row exists); log it
+            log.warning("job %s: partial outputs left after a failed upload: %s", job_id, exc)
+        raise
 
 
 def _upload(storage: Storage, job_id: str, path: Path) -> dict[str, Any]:

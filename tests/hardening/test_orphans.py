@@ -120,3 +120,26 @@ def test_a_full_disk_leaves_no_staging_file(local_storage, monkeypatch):
     with pytest.raises(StorageUnavailable):
         local_storage.put_bytes("jobs/j/input/a.jpg", b"data")
     assert stored_keys(local_storage) == []
+
+
+def test_a_failed_artifact_upload_leaves_no_partial_output(local_storage, tmp_path):
+    import pytest
+
+    from face3d.shared.errors import StorageUnavailable
+    from face3d.shared.storage import LocalStorage
+    from face3d.worker.tasks import _upload_all
+
+    class FillsUp(LocalStorage):
+        def put_file(self, key, path, content_type=None):
+            if key.endswith("face_0.glb"):
+                raise StorageUnavailable(f"cannot write {key}: No space left on device")
+            super().put_file(key, path, content_type)
+
+    storage = FillsUp(local_storage.root)
+    files = []
+    for name in ("face_0.obj", "face_0.mtl", "face_0.glb"):
+        (tmp_path / name).write_bytes(b"data")
+        files.append(tmp_path / name)
+    with pytest.raises(StorageUnavailable):
+        _upload_all(storage, "job1", files)
+    assert stored_keys(storage) == []
