@@ -33,13 +33,14 @@ def make_settings(tmp_path):
 def api(make_settings, session_factory, local_storage, queue):
     """make(**env) -> (test client, settings, expand(batch_id))."""
     from face3d.api.app import create_app
-    from face3d.shared import expansion
 
     def make(**env: str):
         settings = make_settings(**env)
         app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
 
         def expand(batch_id: str) -> str:
+            from face3d.shared import expansion     # imported here: the tests also run (and fail) on older code
+
             return expansion.expand(session_factory, settings, local_storage, queue, batch_id)
 
         return app.test_client(), settings, expand
