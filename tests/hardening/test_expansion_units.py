@@ -134,3 +134,21 @@ def test_names_are_shown_sanitised_and_stored_as_sent(api, session_factory):
     assert shown == "evil\ufffdtxt.jpg\ufffd\ufffdX-Injected: 1\ufffd.jpg"
     stored = list_jobs(session_factory)[0][0].input_name
     assert stored == raw.replace("\x00", "\ufffd")                 # as sent, but for NUL (no database keeps it)
+
+
+def test_the_sweeper_resends_a_lost_expansion(api, queue, session_factory, make_settings):
+    from datetime import timedelta
+
+    from face3d.shared.db import utcnow
+    from face3d.worker.sweeper import sweep_once
+
+    client, settings, expand = api()
+    batch_id = client.post("/v1/batches", json={"items": [{"key": "uploads/a.jpg"}]}).get_json()["id"]
+    assert sweep_once(session_factory, settings, queue).expansions == []            # not stale yet
+    later = utcnow() + timedelta(seconds=settings.queued_resend_after_s + 1)
+    assert sweep_once(session_factory, settings, queue, now=later).expansions == [batch_id]
+    assert sweep_once(session_factory, settings, queue, now=later).expansions == []   # once per period
+    assert queue.expansions == [batch_id, batch_id]
+    assert expand(batch_id) == "expanded"
+    much_later = later + timedelta(seconds=settings.queued_resend_after_s + 1)
+    assert sweep_once(session_factory, settings, queue, now=much_later).expansions == []
