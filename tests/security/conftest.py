@@ -47,9 +47,13 @@ def make_app(session_factory, local_storage, tmp_path: Path) -> Callable[..., An
     from face3d.shared.config import load_settings
 
     def build(**env: str) -> Any:
+        from face3d.shared import expansion
+
         settings = load_settings(env={"AUTH_MODE": "on", **env}, data_dir=tmp_path / "data")
-        app = create_app(settings, session_factory=session_factory, storage=local_storage,
-                         queue=RecordingQueue())
+        queue = RecordingQueue()
+        queue.on_expand = lambda batch_id: expansion.expand(session_factory, settings, local_storage, queue,
+                                                            batch_id)       # the worker's part, inline
+        app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=queue)
         app.testing = True
         return app
 
