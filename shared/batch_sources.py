@@ -150,11 +150,12 @@ def check_item_shapes(items: list[Any]) -> None:
     for index, raw in enumerate(items):
         if type(raw) is not dict or not raw.keys() <= ITEM_FIELDS:
             _bad_item(index, f"an object with 'key' or 'url' and an optional 'name' ({', '.join(sorted(ITEM_FIELDS))})")
-        if (raw.get("key") is None) == (raw.get("url") is None):
+        key, url, name = raw.get("key"), raw.get("url"), raw.get("name")
+        if (key is None) == (url is None):
             _bad_item(index, "give exactly one of 'key' or 'url'")
-        if any(value is not None and type(value) is not str for value in raw.values()):
+        if type(key or url) is not str or (name is not None and type(name) is not str):
             _bad_item(index, "'key', 'url' and 'name' are strings")
-        if len(raw.get("name") or "") > 1024:
+        if name is not None and len(name) > 1024:
             _bad_item(index, "'name' is at most 1024 characters")
 
 
