@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
@@ -104,7 +104,7 @@ def add_items(sf: SessionFactory, batch: Batch, items: list[NewItem]) -> list[st
     if not items:
         return []
     now = utcnow()
-    rows = [_job_row(batch, item, now) for item in items]
+    rows = [_job_row(batch, item, now, position) for position, item in enumerate(items)]
     with sf.begin() as session:
         session.execute(sa.insert(Job), rows)
         session.execute(sa.update(Batch).where(Batch.id == batch.id)
@@ -125,7 +125,8 @@ def add_expanded(sf: SessionFactory, batch: Batch, items: list[NewItem], start: 
         if moved != 1:
             return False
         if items:
-            session.execute(sa.insert(Job), [_job_row(batch, item, now) for item in items])
+            session.execute(sa.insert(Job), [_job_row(batch, item, now, position)
+                                             for position, item in enumerate(items)])
     return True
 
 
@@ -196,11 +197,13 @@ def add_item(sf: SessionFactory, batch: Batch, item: NewItem) -> tuple[Job, bool
     return job, created
 
 
-def _job_row(batch: Batch, item: NewItem, now: datetime) -> dict[str, Any]:
+def _job_row(batch: Batch, item: NewItem, now: datetime, position: int = 0) -> dict[str, Any]:
+    """``created_at`` is ``now`` plus the item's position in microseconds, so the results (ordered by created_at,
+    id) list one page's items in submission order, not in the order of their random ids."""
     return {"id": item.job_id, "state": JobState.QUEUED, "engine": batch.engine, "options": dict(batch.options),
             "input_name": clip_name(item.name), "input_key": item.input_key, "input_size": item.input_size,
             "input_sha256": item.input_sha256, "progress": 0.0, "attempts": 0, "cancel_requested": False,
-            "created_at": now, "updated_at": now, "owner_id": batch.owner_id, "batch_id": batch.id}
+            "created_at": now + timedelta(microseconds=position), "updated_at": now, "owner_id": batch.owner_id, "batch_id": batch.id}
 
 
 def reuse_result(sf: SessionFactory, job_id: str, source: Job, worker: str,
