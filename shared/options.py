@@ -99,6 +99,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("max_faces", int, 20, "Reconstruct at most this many faces per photo.", Bounds(ge=1, le=50),
                metavar="N"),
     OptionSpec("video", bool, True, "Render the turntable video (turntable.mp4 / turntable.gif)."),
+    OptionSpec("face_videos", bool, True, "With video and two or more faces: one turntable per face too "
+               "(turntable_face<i>.mp4, i = the face index), beside the tiled clip."),
     OptionSpec("frames", int, 30, "Turntable frame count.", Bounds(ge=1, le=360), metavar="N"),
     OptionSpec("sweep_degrees", float, 60.0, "Total yaw sweep of the turntable (60 = +-30 degrees, 360 = a full "
                "turn).", Bounds(gt=0, le=360), metavar="DEG"),

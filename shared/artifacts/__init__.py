@@ -1,27 +1,50 @@
-"""Engine-neutral artifact writers: a Reconstruction in, the files a person downloads out.
+"""Engine-neutral artifact writers: a Reconstruction in, the files a person downloads out, in the order they are
+useful.
 
-Per face i: face_<i>.obj/.mtl/_texture.png and face_<i>.glb, and on request face_<i>.stl/.3mf/.ply/.usdz
-(shared.artifacts.formats); per photo: vis.png, result.json and, when
-``options.video``, turntable.mp4 + turntable.gif (all faces tiled in one clip, see ``shared.artifacts.turntable``).
-Stage timings "export", "render" and "encode" (ms) are added to ``recon.timings_ms``.
+Milestones, each handed to ``on_written`` as soon as its files exist (the worker stores them then):
+1. ``mesh``: per face i face_<i>.obj/.mtl/_texture.png and face_<i>.glb (and on request .stl/.3mf/.ply/.usdz,
+   shared.artifacts.formats), then result.json (its ``files`` name every planned file);
+2. ``vis``: vis.png;
+3. ``video`` (when ``options.video``): turntable.mp4 (all faces tiled in one clip), then, for a photo of two or
+   more faces and ``options.face_videos``, turntable_face<i>.mp4 (one face each), then turntable.gif
+   (shared.artifacts.turntable);
+4. ``done``: result.json again, with every stage's timing.
+Stage timings (ms) are added to ``recon.timings_ms``: export, vis, render (frames), encode (MP4s), gif.
+``progress(stage)`` is called at each stage, and ``progress("render", done / total)`` while frames render.
 """
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 
 from face3d.shared.artifacts.document import result_document, write_document
-from face3d.shared.artifacts.formats import write_face_formats
-from face3d.shared.artifacts.meshes import sized_texture, write_face_files
-from face3d.shared.artifacts.turntable import turntable_frames, write_gif, write_mp4
+from face3d.shared.artifacts.formats import format_file_names, write_face_formats
+from face3d.shared.artifacts.meshes import face_file_names, sized_texture, write_face_files
+from face3d.shared.artifacts.turntable import (face_video_name, render_turntables, write_gif, write_mp4)
 from face3d.shared.artifacts.vis import draw_vis
 from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
 
 RESULT_NAME = "result.json"
+VIS_NAME, VIDEO_NAME, GIF_NAME = "vis.png", "turntable.mp4", "turntable.gif"
+MILESTONES = ("mesh", "vis", "video", "done")
+
+
+@dataclass
+class Written:
+    """One milestone's files, the reconstruction they came from, and the names still to come."""
+
+    milestone: str
+    paths: list[Path]
+    reconstruction: Reconstruction
+    pending: list[str] = field(default_factory=list)
+
+
+WrittenFn = Callable[[Written], None]
 
 
 @contextmanager
@@ -38,30 +61,92 @@ def _texture_for_formats(face, options: Options):
     return sized_texture(face.texture, options.texture_size) if wanted and face.texture is not None else None
 
 
-def write_artifacts(recon: Reconstruction, outdir: Path, options: Options,
-                    progress: ProgressFn | None = None) -> list[Path]:
-    """Write every artifact of ``recon`` into ``outdir`` (created if needed); returns the paths, result.json last."""
+def wants_face_videos(recon: Reconstruction, options: Options) -> bool:
+    return options.wants("video") and options.face_videos and len(recon.faces) > 1
+
+
+def planned_names(recon: Reconstruction, options: Options) -> list[str]:
+    """Every file ``write_artifacts`` will write, in the order it writes them."""
+    names: list[str] = []
+    for face in recon.faces:
+        per_face = {**face_file_names(face.index), **format_file_names(face.index)}
+        kinds = [("obj", "obj"), ("mtl", "obj"), ("texture", "obj"), ("glb", "glb"), ("stl", "stl"),
+                 ("3mf", "3mf"), ("ply", "ply"), ("usdz", "usdz")]
+        names += [per_face[kind] for kind, output in kinds if options.wants(output)]
+    names.append(RESULT_NAME)
+    if options.wants("vis"):
+        names.append(VIS_NAME)
+    if options.wants("video") and recon.faces:
+        names.append(VIDEO_NAME)
+        if wants_face_videos(recon, options):
+            names += [face_video_name(face.index) for face in recon.faces]
+        names.append(GIF_NAME)
+    return names
+
+
+class _Emitter:
+    def __init__(self, recon: Reconstruction, planned: list[str], on_written: WrittenFn | None) -> None:
+        self.recon, self.pending, self.on_written = recon, list(planned), on_written
+
+    def __call__(self, milestone: str, paths: list[Path]) -> None:
+        done = {path.name for path in paths}
+        self.pending = [name for name in self.pending if name not in done]
+        if self.on_written is not None:
+            self.on_written(Written(milestone, paths, self.recon, list(self.pending)))
+
+
+def write_artifacts(recon: Reconstruction, outdir: Path, options: Options, progress: ProgressFn | None = None,
+                    on_written: WrittenFn | None = None) -> list[Path]:
+    """Write every artifact of ``recon`` into ``outdir`` (created if needed), milestone by milestone; returns the
+    paths, result.json last."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
+    planned = planned_names(recon, options)
+    emit = _Emitter(recon, planned, on_written)
+    mesh: list[Path] = []
     with _stage(recon, "export", progress):
         for face in recon.faces:
-            files += write_face_files(face, outdir, options).as_list()
-            files += write_face_formats(face, outdir, options, _texture_for_formats(face, options))
+            mesh += write_face_files(face, outdir, options).as_list()
+            mesh += write_face_formats(face, outdir, options, _texture_for_formats(face, options))
+        document = outdir / RESULT_NAME
+        write_document(result_document(recon, [outdir / name for name in planned], options), document)
+    emit("mesh", [*mesh, document])
+    later = _write_vis(recon, outdir, options, progress, emit) + _write_videos(recon, outdir, options, progress, emit)
+    write_document(result_document(recon, [outdir / name for name in planned], options), document)
+    emit("done", [document])
+    return [*mesh, *later, document]
+
+
+def _write_vis(recon: Reconstruction, outdir: Path, options: Options, progress: ProgressFn | None,
+               emit: _Emitter) -> list[Path]:
+    if not options.wants("vis"):
+        return []
+    with _stage(recon, "vis", progress):
+        path = outdir / VIS_NAME
+        cv2.imwrite(str(path), cv2.cvtColor(draw_vis(recon), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    emit("vis", [path])
+    return [path]
+
+
+def _write_videos(recon: Reconstruction, outdir: Path, options: Options, progress: ProgressFn | None,
+                  emit: _Emitter) -> list[Path]:
+    if not (options.wants("video") and recon.faces):
+        return []
+    per_face = wants_face_videos(recon, options)
     with _stage(recon, "render", progress):
-        vis = draw_vis(recon) if options.wants("vis") else None
-        frames = list(turntable_frames(recon.faces, options.frames, options.sweep_degrees, options.render_size)) \
-            if options.wants("video") and recon.faces else []
+        report = None if progress is None else (lambda fraction: progress("render", fraction))
+        clips = render_turntables(recon.faces, options.frames, options.sweep_degrees, options.render_size,
+                                  per_face=per_face, report=report)
     with _stage(recon, "encode", progress):
-        if vis is not None:
-            vis_path = outdir / "vis.png"
-            cv2.imwrite(str(vis_path), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-            files.append(vis_path)
-        if frames:
-            files.append(write_mp4(frames, outdir / "turntable.mp4"))
-            files.append(write_gif(frames, outdir / "turntable.gif"))
-    files.append(write_document(result_document(recon, files, options), outdir / RESULT_NAME))
-    return files
+        paths = [write_mp4(clips.tiled, outdir / VIDEO_NAME)]
+        paths += [write_mp4(frames, outdir / face_video_name(face.index))
+                  for face, frames in zip(recon.faces, clips.faces)]
+    emit("video", paths)
+    with _stage(recon, "gif", progress):
+        gif = write_gif(clips.tiled, outdir / GIF_NAME)
+    emit("video", [gif])
+    return [*paths, gif]
 
 
-__all__ = ["write_artifacts", "result_document", "RESULT_NAME"]
+__all__ = ["write_artifacts", "result_document", "planned_names", "Written", "WrittenFn", "MILESTONES",
+           "RESULT_NAME"]

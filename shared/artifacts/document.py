@@ -32,7 +32,8 @@ def _camera(camera: Camera) -> dict:
 
 
 def _face(face: Face, present: set[str]) -> dict:
-    files = {key: name for key, name in face_file_names(face.index).items() if name in present}
+    names = {**face_file_names(face.index), "turntable_mp4": f"turntable_face{face.index}.mp4"}
+    files = {key: name for key, name in names.items() if name in present}
     return {
         "index": face.index,
         "bbox": _rounded(face.bbox, PIXEL_DECIMALS),

@@ -17,7 +17,8 @@ import numpy as np
 
 from face3d.shared.options import ENGINE_DEFAULTS, OUTPUTS, UNITS
 
-ProgressFn = Callable[[str], None]
+# progress(stage) at each stage; progress(stage, fraction) inside a long one (0..1 of that stage, e.g. render)
+ProgressFn = Callable[..., None]
 
 TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "ply", "usdz"})    # the others need no texture
 
@@ -31,6 +32,7 @@ class Options:
     min_face_px: int = 10          # smallest face box side, in photo pixels, that is reconstructed
     texture_size: int = ENGINE_DEFAULTS["texture_size"]
     video: bool = ENGINE_DEFAULTS["video"]
+    face_videos: bool = ENGINE_DEFAULTS["face_videos"]
     frames: int = ENGINE_DEFAULTS["frames"]
     sweep_degrees: float = ENGINE_DEFAULTS["sweep_degrees"]
     render_size: int = ENGINE_DEFAULTS["render_size"]

@@ -78,13 +78,15 @@ def synthetic_options() -> Options:
 
 @pytest.fixture(scope="session")
 def synthetic_output(tmp_path_factory: pytest.TempPathFactory):
-    """write_artifacts run once on a two-face synthetic reconstruction: (reconstruction, files, outdir, stages)."""
+    """write_artifacts run once on a two-face synthetic reconstruction: (reconstruction, files, outdir, stages);
+    ``stages``: every progress call as (stage, fraction or None), then the milestones as ("written", Written)."""
     from face3d.shared.artifacts import write_artifacts
 
     recon = synthetic_reconstruction(faces=2, texture_size=200)      # not the requested size: the writer resizes
     outdir = tmp_path_factory.mktemp("synthetic")
-    stages: list[str] = []
-    files = write_artifacts(recon, outdir, SYNTHETIC_OPTIONS, progress=stages.append)
+    stages: list[tuple] = []
+    files = write_artifacts(recon, outdir, SYNTHETIC_OPTIONS, progress=lambda stage, fraction=None: stages.append(
+        (stage, fraction)), on_written=lambda written: stages.append(("written", written)))
     return recon, files, outdir, stages
 
 

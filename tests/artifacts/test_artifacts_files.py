@@ -11,12 +11,31 @@ import trimesh
 from PIL import Image
 
 from face3d.shared.artifacts.meshes import face_file_names
+from tests.artifacts.conftest import SYNTHETIC_OPTIONS
 
 
 def test_progress_reports_stages_in_order_and_times_them(synthetic_output):
-    recon, _, _, stages = synthetic_output
-    assert stages == ["export", "render", "encode"]
+    recon, _, _, calls = synthetic_output
+    stages = [stage for stage, fraction in calls if fraction is None and stage != "written"]
+    assert stages == ["export", "vis", "render", "encode", "gif"]
     assert all(recon.timings_ms[stage] > 0 for stage in stages)
+    fractions = [fraction for stage, fraction in calls if stage == "render" and fraction is not None]
+    frames = SYNTHETIC_OPTIONS.frames * (1 + len(recon.faces))          # the tiled clip and one per face
+    assert len(fractions) == frames and fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_files_are_handed_over_milestone_by_milestone_mesh_first(synthetic_output):
+    _, files, _, calls = synthetic_output
+    written = [item for stage, item in calls if stage == "written"]
+    assert [w.milestone for w in written] == ["mesh", "vis", "video", "video", "done"]
+    mesh = {path.name for path in written[0].paths}
+    assert {"face_0.obj", "face_0.mtl", "face_0_texture.png", "face_0.glb", "face_1.glb", "result.json"} <= mesh
+    assert written[0].pending == ["vis.png", "turntable.mp4", "turntable_face0.mp4", "turntable_face1.mp4",
+                                  "turntable.gif"]
+    assert [p.name for p in written[2].paths] == ["turntable.mp4", "turntable_face0.mp4", "turntable_face1.mp4"]
+    assert written[-1].pending == [] and [p.name for p in written[-1].paths] == ["result.json"]
+    handed = [path.name for w in written for path in w.paths]
+    assert sorted(set(handed)) == sorted(path.name for path in files)
 
 
 @pytest.mark.parametrize("index", [0, 1])
@@ -80,7 +99,8 @@ def test_result_json_matches_schema_and_names_existing_files(synthetic_output):
         assert np.shape(entry["landmarks_3d"]) == (len(face.landmarks_3d), 3)
         assert np.shape(entry["camera"]["rotation"]) == (3, 3)
         default = {"obj", "mtl", "texture", "glb"}          # STL, 3MF, PLY and USDZ only when asked for
-        assert entry["files"] == {k: v for k, v in face_file_names(face.index).items() if k in default}
+        expected = {k: v for k, v in face_file_names(face.index).items() if k in default}
+        assert entry["files"] == {**expected, "turntable_mp4": f"turntable_face{face.index}.mp4"}
     named = [name for entry in document["faces"] for name in entry["files"].values()]
     named += list(document["files"].values())
     assert set(document["files"]) == {"vis", "turntable_mp4", "turntable_gif"}

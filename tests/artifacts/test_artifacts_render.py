@@ -88,17 +88,6 @@ def test_edge_on_quad_covers_almost_nothing():
     assert render(mesh, 128, View(yaw_degrees=90, perspective=False)).mask.mean() < 0.02
 
 
-def test_small_candidate_budget_renders_the_same(make_reconstruction, monkeypatch):
-    from face3d.shared.artifacts import render as render_module
-
-    mesh = TexturedMesh.from_face(make_reconstruction(faces=1, texture_size=64).faces[0])
-    whole = render(mesh, 128, View(yaw_degrees=20))
-    monkeypatch.setattr(render_module, "CANDIDATE_BUDGET", 500)
-    chunked = render(mesh, 128, View(yaw_degrees=20))
-    assert np.array_equal(whole.mask, chunked.mask)
-    assert np.abs(whole.rgb.astype(int) - chunked.rgb).max() <= 1
-
-
 def test_non_finite_vertices_are_skipped_not_fatal():
     mesh = two_quads(0.05, True)
     vertices = mesh.vertices.copy()
