@@ -4,9 +4,9 @@ The GLB is single-sided, with a second primitive on the same points facing the o
 viewer never shows the inside of the shell as skin. The OBJ is in ``options.units`` (metres by default) and, with
 ``options.solid``, closed into the relief of shared/artifacts/solid.py (the added wall and back in a dark material).
 
-Texture encoding is the slow part (Pillow's default PNG level costs ~250 ms for a 1024^2 photo texture), so:
-the PNG beside the OBJ is written once by OpenCV at a fast zlib level (lossless), and the GLB embeds a JPEG
-(quality 90; trimesh keeps JPEG for images whose format is JPEG), which also keeps the GLB small for web viewers.
+Texture encoding is the slow part (Pillow's default PNG level costs ~250 ms for a 1024^2 photo texture), so the
+texture is encoded once, by OpenCV at a fast zlib level (lossless): those PNG bytes are the file beside the OBJ
+and, unchanged, the GLB's image (trimesh would re-encode a plain image; ``_encoded_image`` hands it the bytes).
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from face3d.shared.artifacts.solid import Relief
 from face3d.shared.engines.base import Face, Options
 
 PNG_LEVEL = 1
-GLB_JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,22 @@ def face_file_names(index: int) -> dict[str, str]:
             **format_file_names(index)}
 
 
-def _jpeg_image(texture: np.ndarray) -> Image.Image:
-    buffer = io.BytesIO()
-    Image.fromarray(texture).save(buffer, format="JPEG", quality=GLB_JPEG_QUALITY)
-    image = Image.open(io.BytesIO(buffer.getvalue()))
-    image.encoderinfo = {"quality": GLB_JPEG_QUALITY}     # Pillow applies it when trimesh re-saves the image
+def png_bytes(texture: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(texture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION,
+                                                                                     PNG_LEVEL])
+    if not ok:
+        raise ValueError("the texture could not be encoded as PNG")
+    return encoded.tobytes()
+
+
+def _encoded_image(png: bytes) -> Image.Image:
+    """A PIL image of ``png`` whose ``save`` writes those bytes as they are (trimesh's GLB writer saves it)."""
+    image = Image.open(io.BytesIO(png))
+
+    def save(fp, format=None, **params):  # noqa: A002 - Pillow's signature
+        fp.write(png)
+
+    image.save = save
     return image
 
 
@@ -69,10 +79,10 @@ def obj_mesh(face: Face, material_name: str, scale: float = 1.0) -> trimesh.Trim
     return _mesh(face, material, scale)
 
 
-def glb_scene(face: Face, texture: np.ndarray) -> trimesh.Scene:
+def glb_scene(face: Face, texture: np.ndarray, png: bytes | None = None) -> trimesh.Scene:
     # Skin is a dielectric (glTF's default metallicFactor of 1 renders it dark). Single-sided: the back primitive
     # (the same points, triangles turned round) shows the inside of the shell dark instead of as skin.
-    material = PBRMaterial(name=f"face_{face.index}", baseColorTexture=_jpeg_image(texture), metallicFactor=0.0,
+    material = PBRMaterial(name=f"face_{face.index}", baseColorTexture=_encoded_image(png or png_bytes(texture)), metallicFactor=0.0,
                            roughnessFactor=0.9, doubleSided=False)
     back = trimesh.Trimesh(vertices=face.vertices, faces=np.asarray(face.triangles)[:, ::-1],
                            vertex_normals=-np.asarray(face.normals), process=False, validate=False)
@@ -135,10 +145,10 @@ def write_face_files(face: Face, outdir: Path, options: Options) -> FaceFiles:
     if not (obj or glb):
         return paths
     texture = sized_texture(face.texture, options.texture_size)
+    png = png_bytes(texture)
     if obj:
         _write_obj(face, names, outdir, options)
-        cv2.imwrite(str(paths.texture), cv2.cvtColor(texture, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
+        paths.texture.write_bytes(png)
     if glb:
-        paths.glb.write_bytes(export_glb(glb_scene(face, texture)))
+        paths.glb.write_bytes(export_glb(glb_scene(face, texture, png)))
     return paths

@@ -146,3 +146,18 @@ def test_reconstruction_without_faces_still_gets_vis_and_document(make_reconstru
     names = {path.name for path in write_artifacts(recon, tmp_path, Options())}
     assert names == {"vis.png", "result.json"}
     assert json.loads((tmp_path / "result.json").read_text())["faces"] == []
+
+
+def test_glb_embeds_the_texture_png_bytes_unchanged(synthetic_output):
+    import struct
+
+    _, _, outdir, _ = synthetic_output
+    data = (outdir / "face_0.glb").read_bytes()
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    gltf = json.loads(data[20:20 + json_length])
+    binary = data[20 + json_length + 8:]
+    (image,) = gltf["images"]
+    view = gltf["bufferViews"][image["bufferView"]]
+    embedded = binary[view.get("byteOffset", 0):view.get("byteOffset", 0) + view["byteLength"]]
+    assert image["mimeType"] == "image/png"
+    assert embedded == (outdir / "face_0_texture.png").read_bytes()       # encoded once, stored twice
