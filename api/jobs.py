@@ -11,7 +11,7 @@ from flask import Blueprint, Response, redirect, request, send_file
 from face3d.api import auth, paging, submission
 from face3d.api.services import Services, services
 from face3d.shared import jobs
-from face3d.shared.errors import Conflict, NotFound
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
 from face3d.shared.models import Job
 from face3d.shared.schema import JobList, WebhookDeliveryList, download_name, job_view
 from face3d.shared.states import JobState
@@ -20,7 +20,8 @@ from face3d.shared.storage import content_type_for, job_prefix
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
 MAX_WAIT_S = 60
-WAIT_POLL_S = 0.1
+WAIT_POLL_S = 0.05
+WAIT_MILESTONES = ("mesh", "vis", "video")
 _WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -48,9 +49,9 @@ def list_jobs() -> Response:
 def get_job(job_id: str) -> Response:
     svc = services()
     job = _visible_job(svc, job_id)
-    wait_s = _wait_preference()
+    wait_s, milestone = _wait_preference(), _wait_for()
     if wait_s is not None:
-        job = _wait_for_terminal(svc, job, wait_s)
+        job = _wait_for_terminal(svc, job, wait_s, milestone)
     response = _json(job_view(job, _base_url(svc)).model_dump_json())
     if wait_s is not None:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
@@ -145,9 +146,21 @@ def _wait_preference() -> int | None:
     return min(int(match.group(1)), MAX_WAIT_S) if match else None
 
 
-def _wait_for_terminal(svc: Services, job: Job, wait_s: int) -> Job:
+def _wait_for() -> str | None:
+    """``?wait_for=mesh``: a Prefer wait ends once the mesh files and result.json are stored (or the job ends)."""
+    wanted = request.args.get("wait_for")
+    if wanted not in (None, *WAIT_MILESTONES):
+        raise Face3dError(f"wait_for must be one of {', '.join(WAIT_MILESTONES)}", ErrorCode.INVALID_REQUEST)
+    return wanted
+
+
+def _reached(job: Job, milestone: str | None) -> bool:
+    return job.is_terminal or (milestone is not None and milestone in (job.result or {}).get("milestones", []))
+
+
+def _wait_for_terminal(svc: Services, job: Job, wait_s: int, milestone: str | None = None) -> Job:
     deadline = time.monotonic() + wait_s
-    while not job.is_terminal and time.monotonic() < deadline:
+    while not _reached(job, milestone) and time.monotonic() < deadline:
         time.sleep(WAIT_POLL_S)
         job = jobs.get_job(svc.session_factory, job.id)
     return job
@@ -155,8 +168,10 @@ def _wait_for_terminal(svc: Services, job: Job, wait_s: int) -> Job:
 
 def _find_artifact(job: Job, name: str) -> dict[str, Any]:
     for artifact in (job.result or {}).get("artifacts", []):
-        if artifact.get("name") == name:
+        if artifact.get("name") == name and artifact.get("ready", True):
             return artifact
+        if artifact.get("name") == name:
+            raise NotFound(f"artifact {name!r} of job {job.id} is not stored yet (ready: false); try again later")
     raise NotFound(f"job {job.id} has no artifact named {name!r}")
 
 

@@ -105,6 +105,11 @@ def _body(content: dict[str, str]) -> dict[str, Any]:
 
 _PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": _STR,
            "description": "`wait=N` (N <= 60): hold the answer until the job finishes or N seconds pass."}
+_WAIT_FOR = {"name": "wait_for", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["mesh", "vis", "video"]},
+             "description": "With `Prefer: wait=N`: answer as soon as this milestone's files are stored (mesh: the "
+                            "OBJ/MTL/PNG/GLB files and result.json) instead of when the job finishes; the job's "
+                            "`milestones` then names it. `succeeded` still means every file is stored."}
 _IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     "description": "Replaying a key with the same request returns the same job (200/202 with "
@@ -134,8 +139,8 @@ def _job_paths() -> dict[str, Any]:
         "/v1/jobs": {"post": _submit_job(), "get": _list_jobs()},
         "/v1/jobs/{job_id}": {
             "get": _operation("getJob", "Get a job", "jobs", {
-                "200": _json("Job", "The job", "Preference-Applied")}, problems=(404,),
-                parameters=[_JOB_ID, _PREFER]),
+                "200": _json("Job", "The job", "Preference-Applied")}, problems=(400, 404),
+                parameters=[_JOB_ID, _PREFER, _WAIT_FOR]),
             "delete": _operation("deleteJob", "Delete a job and its files", "jobs",
                                  {"204": {"description": "Deleted"}}, problems=(404, 409), parameters=[_JOB_ID],
                                  description="A queued job is canceled first; a running one answers 409 (cancel it, "

@@ -212,7 +212,8 @@ def mark_canceled(sf: SessionFactory, job_id: str) -> bool:
 
 def requeue(sf: SessionFactory, job_id: str) -> bool:
     """running -> queued, so the next delivery can run it again (after a lost worker)."""
-    return _changed_one(sf, _transition(Job.id == job_id, JobState.QUEUED, stage=None, progress=0.0, worker=None))
+    return _changed_one(sf, _transition(Job.id == job_id, JobState.QUEUED, stage=None, progress=0.0, worker=None,
+                                        result=None))
 
 
 def fail_all(sf: SessionFactory, job_ids: Iterable[str], code: ErrorCode, message: str) -> None:
@@ -249,12 +250,21 @@ def flag_cancel_where(session: Session, where: sa.ColumnElement[bool], now: date
 
 def report_progress(sf: SessionFactory, job_id: str, stage: str, progress: float) -> bool | None:
     """Record a running job's stage and progress, and read its cancel flag, in one round trip (the worker calls it
-    at every stage). None: the job is no longer running; else whether a cancel was requested."""
+    at every stage). None: the job is no longer running; else whether a cancel was requested. Progress never goes
+    back: a smaller value than the stored one keeps the stored one."""
+    value = min(max(progress, 0.0), 1.0)
+    never_back = sa.case((Job.progress > value, Job.progress), else_=sa.literal(value, sa.Float()))
     statement = _update(Job.id == job_id, [JobState.RUNNING], updated_at=utcnow(), stage=stage[:64],
-                        progress=min(max(progress, 0.0), 1.0)).returning(Job.cancel_requested)
+                        progress=never_back).returning(Job.cancel_requested)
     with sf.begin() as session:
         flag = session.execute(statement).scalar_one_or_none()
     return None if flag is None else bool(flag)
+
+
+def record_partial_result(sf: SessionFactory, job_id: str, result: dict[str, Any] | None) -> bool:
+    """Store what a running job has stored so far (its artifacts with their ``ready`` flags): readers see the mesh
+    before the video. False once the job is no longer running (nothing written then)."""
+    return _changed_one(sf, _update(Job.id == job_id, [JobState.RUNNING], result=result, updated_at=utcnow()))
 
 
 def record_input(sf: SessionFactory, job_id: str, *, input_key: str, input_size: int, input_sha256: str) -> bool:
@@ -323,7 +333,7 @@ def claim_resend(sf: SessionFactory, job: Job, now: datetime | None = None) -> b
 def requeue_lost(sf: SessionFactory, job: Job, now: datetime | None = None) -> bool:
     """running -> queued for a job whose worker went silent, unless it showed a sign of life meanwhile."""
     return _changed_one(sf, _transition(_unchanged_since_read(job), JobState.QUEUED, now=now, stage=None,
-                                        progress=0.0, worker=None, heartbeat_at=None))
+                                        progress=0.0, worker=None, heartbeat_at=None, result=None))
 
 
 def fail_lost(sf: SessionFactory, job: Job, code: ErrorCode, message: str, now: datetime | None = None) -> bool:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from face3d.shared.artifacts import RESULT_NAME, result_document, write_artifacts
+from face3d.shared.artifacts import RESULT_NAME, WrittenFn, result_document, write_artifacts
 from face3d.shared.engines.base import Engine, Options, ProgressFn, Reconstruction
 from face3d.shared.imaging import decode_image
 
@@ -21,7 +21,8 @@ class PhotoResult:
 
 
 def process_photo(data: bytes, name: str, engine: Engine, options: Options, outdir: Path,
-                  progress: ProgressFn | None = None) -> PhotoResult:
+                  progress: ProgressFn | None = None, on_written: WrittenFn | None = None) -> PhotoResult:
+    """``on_written``: called with each milestone's files as soon as they exist (shared.artifacts)."""
     if progress is not None:
         progress("decode")
     start = time.perf_counter()
@@ -31,6 +32,6 @@ def process_photo(data: bytes, name: str, engine: Engine, options: Options, outd
     recon.timings_ms = {"decode": decode_ms, **recon.timings_ms}
     if recon.photo is None:
         recon.photo = photo
-    files = write_artifacts(recon, Path(outdir), options, progress)
+    files = write_artifacts(recon, Path(outdir), options, progress, on_written)
     artifacts = [path for path in files if path.name != RESULT_NAME]
     return PhotoResult(reconstruction=recon, files=files, document=result_document(recon, artifacts, options))

@@ -75,12 +75,18 @@ class FaceSummary(BaseModel):
 
 class Artifact(BaseModel):
     name: str
-    url: str = Field(description="Absolute URL of the file on this API (it may redirect to object storage).")
-    size: int | None = None
+    url: str = Field(description="Absolute URL of the file on this API (it may redirect to object storage). "
+                     "While ``ready`` is false it answers 404 (not stored yet).")
+    size: int | None = Field(None, description="Bytes; null while not ready.")
     content_type: str | None = None
     download_name: str | None = Field(None, description="The file's name when saved (also in the zip and the "
                                                         "Content-Disposition): the photo's stem first, e.g. "
                                                         "`obama_face0.glb`.")
+    ready: bool = Field(True, description="True once the file is stored and downloadable. While the job runs, "
+                        "``artifacts`` lists the files stored so far (ready) and the ones still planned (not "
+                        "ready); files appear in this order: the mesh files (face_<i>.obj/.mtl/_texture.png/.glb, "
+                        "other formats) and result.json, then vis.png, then turntable.mp4, turntable_face<i>.mp4, "
+                        "turntable.gif. A succeeded job's artifacts are all ready.")
 
 
 class Job(BaseModel):
@@ -89,8 +95,13 @@ class Job(BaseModel):
     engine: str
     options: dict[str, Any]
     input_name: str | None = None
-    stage: str | None = None
-    progress: float = 0.0
+    stage: str | None = Field(None, description="The stage running now: load_engine, decode, detect, landmarks, mesh, "
+                              "texture, export, store_mesh, vis, render, encode, gif, upload; done once succeeded.")
+    progress: float = Field(0.0, description="0..1, never decreasing, weighted by each stage's cost (render "
+                            "advances with frames done / total); 1.0 only when succeeded.")
+    milestones: list[str] = Field(default_factory=list, description="The artifact groups completely stored so "
+                                  "far, in order: mesh (the mesh files + result.json), vis, video, done. Wait for "
+                                  "the mesh only with GET /v1/jobs/{id}?wait_for=mesh and Prefer: wait=N.")
     attempts: int = 0
     cancel_requested: bool = False
     created_at: datetime
@@ -129,7 +140,7 @@ class WebhookDeliveryList(BaseModel):
 class WebhookEvent(BaseModel):
     """Body POSTed to a job's webhook_url when it finishes (signed with the Standard Webhooks headers)."""
 
-    type: str = Field(description="job.<state>, e.g. job.succeeded")
+    type: str = Field(description="job.<state> once the job finishes, e.g. job.succeeded (the only event sent)")
     timestamp: datetime
     data: Job
 
@@ -226,7 +237,7 @@ def job_view(job: "JobRow", base_url: str) -> Job:
         input_name=display_name(job.input_name), stage=job.stage, progress=job.progress or 0.0, attempts=job.attempts or 0,
         cancel_requested=bool(job.cancel_requested), created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at, error=error_of(job),
-        faces=result.get("faces", []), warnings=result.get("warnings", []),
+        faces=result.get("faces", []), warnings=result.get("warnings", []), milestones=result.get("milestones", []),
         artifacts=[{**a, "url": artifact_url(base_url, job.id, a["name"]),
                     "download_name": download_name(job.input_name, a["name"], job.id[:8])}
                    for a in result.get("artifacts", [])],
@@ -244,7 +255,7 @@ def result_line(job: "JobRow", base_url: str) -> dict[str, Any]:
     """One line of a batch's results: what a client needs per photo, nothing it has to look up again."""
     result = job.result or {}
     artifacts = [{"name": a["name"], "url": artifact_url(base_url, job.id, a["name"])}
-                 for a in result.get("artifacts", [])]
+                 for a in result.get("artifacts", []) if a.get("ready", True)]
     return {"name": display_name(job.input_name), "job_id": job.id, "state": job.state.value,
             "faces": len(result.get("faces", [])), "artifacts": artifacts, "error": error_of(job),
             "reused_from": result.get("reused_from")}

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -25,6 +26,7 @@ from face3d.shared.states import JobState
 from face3d.shared.queue import TASK_NAME
 from face3d.shared.storage import Storage, content_type_for, output_key
 from face3d.worker.context import WorkerContext, context_for
+from face3d.worker.publish import WRITE_EVERY_S, ArtifactPublisher, overall_progress
 from face3d.worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
 from face3d.worker.webhooks import notify_finished
 
@@ -112,13 +114,20 @@ def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | No
     data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))
     options = options_for_engine(job.options)
     options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels))
+    publisher = ArtifactPublisher(ctx.session_factory, ctx.storage, job.id, _upload_all, result_summary, progress)
     progress("load_engine")
     engine = get_engine(job.engine)
-    with tempfile.TemporaryDirectory(prefix=f"face3d-{job.id}-") as folder:
-        outcome = process_photo(data, job.input_name, engine, options, Path(folder), progress=progress)
-        progress("upload")
-        artifacts = _upload_all(ctx.storage, job.id, [Path(path) for path in outcome.files])
-    return result_summary(outcome.reconstruction, artifacts)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"face3d-{job.id}-") as folder:
+            process_photo(data, job.input_name, engine, options, Path(folder), progress=progress,
+                          on_written=publisher)
+            progress("upload")
+    except OwnershipLost:
+        raise                   # the job is another worker's now: its files are not ours to remove
+    except BaseException:
+        publisher.discard(lambda: _remove_outputs(ctx.storage, job.id))     # a failed job leaves no partial output
+        raise
+    return publisher.result
 
 
 def _upload_all(storage: Storage, job_id: str, paths: list[Path]) -> list[dict[str, Any]]:
@@ -127,18 +136,22 @@ def _upload_all(storage: Storage, job_id: str, paths: list[Path]) -> list[dict[s
     try:
         return [_upload(storage, job_id, path) for path in paths]
     except Exception:
-        try:
-            storage.delete_prefix(output_key(job_id, "x").rsplit("/", 1)[0] + "/")
-        except Exception as exc:  # noqa: BLE001 - the storage sweep can't help here (the row exists); log it
-            log.warning("job %s: partial outputs left after a failed upload: %s", job_id, exc)
+        _remove_outputs(storage, job_id)
         raise
+
+
+def _remove_outputs(storage: Storage, job_id: str) -> None:
+    try:
+        storage.delete_prefix(output_key(job_id, "x").rsplit("/", 1)[0] + "/")
+    except Exception as exc:  # noqa: BLE001 - the storage sweep can't help here (the row exists); log it
+        log.warning("job %s: partial outputs left after a failed job: %s", job_id, exc)
 
 
 def _upload(storage: Storage, job_id: str, path: Path) -> dict[str, Any]:
     key = output_key(job_id, path.name)
     content_type = content_type_for(path.name)
     with_storage_retries(lambda: storage.put_file(key, path, content_type=content_type))
-    return {"name": path.name, "key": key, "size": path.stat().st_size, "content_type": content_type}
+    return {"name": path.name, "key": key, "size": path.stat().st_size, "content_type": content_type, "ready": True}
 
 
 def with_storage_retries(action: Callable[[], T], attempts: int = STORAGE_ATTEMPTS) -> T:
@@ -170,18 +183,23 @@ def result_summary(reconstruction: Any, artifacts: list[dict[str, Any]]) -> dict
 
 
 class ProgressReporter:
-    """The pipeline's progress callback: records the stage, and stops the job at a stage boundary if it was
-    canceled (or is no longer this worker's to finish)."""
+    """The pipeline's progress callback: records the stage and the job's progress (weighted by each stage's cost,
+    worker/publish.py), and stops the job at a stage boundary if it was canceled (or is no longer this worker's to
+    finish). Inside a stage (``fraction`` given) it writes at most every WRITE_EVERY_S."""
 
     def __init__(self, sf: db.SessionFactory, job_id: str, lost: threading.Event | None = None) -> None:
         self.sf = sf
         self.job_id = job_id
         self.progress = 0.0
         self.lost = lost
+        self.written_at = 0.0
 
     def __call__(self, stage: str, fraction: float | None = None) -> None:
-        # Without a fraction, creep towards 0.95 so the value only ever grows.
-        self.progress = fraction if fraction is not None else self.progress + (0.95 - self.progress) * 0.3
+        self.progress = overall_progress(stage, fraction, self.progress)
+        now = time.monotonic()
+        if fraction is not None and fraction < 1.0 and now - self.written_at < WRITE_EVERY_S:
+            return
+        self.written_at = now
         canceled = None if self.lost is not None and self.lost.is_set() else jobs.report_progress(
             self.sf, self.job_id, stage, self.progress)
         if canceled is None:
