@@ -151,6 +151,10 @@ class Settings:
             "How long a submit waits for the broker before answering `broker_unavailable`.", FLOAT, "3")
     worker_concurrency: int = setting("WORKER_CONCURRENCY", 1,
             "Worker processes per `face3d worker` (one engine copy each).", INT)
+    render_threads: int = setting("RENDER_THREADS", 0,
+            "Threads each worker process renders turntable frames with; 0: the CPUs divided by the worker "
+            "processes (WORKER_CONCURRENCY), so threads never oversubscribe the machine.", INT,
+            "0 (CPUs / processes)")
     public_base_url: str | None = setting("PUBLIC_BASE_URL", None,
             "Absolute URL of the API as clients see it, for links in responses.")
     batch_chunk_size: int = setting("BATCH_CHUNK_SIZE", 500,

@@ -44,6 +44,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
         raise click.UsageError(str(exc)) from None
     if migrate:
         upgrade(settings.database_url)
+    _warm_up_after_fork(pool, concurrency or settings.worker_concurrency, settings.render_threads)
     argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency or settings.worker_concurrency),
             "-P", pool, "-l", loglevel, "-n", f"face3d-{'-'.join(names)}-{os.getpid()}@{socket.gethostname()}",
             "--without-gossip", "--without-mingle"]
@@ -53,6 +54,23 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     with embedded_broker(settings.data_dir) as broker:
         settings = dataclasses.replace(settings, broker_url=broker.url)
         make_celery(settings, include=TASK_MODULES).worker_main(argv)
+
+
+def _warm_up_after_fork(pool: str, processes: int, render_threads: int) -> None:
+    """In each pool process, before its first job: size the render thread pool and load the compiled renderer
+    (numba's cache, compiled on the first run of an install), so no job pays for it."""
+    from celery.signals import worker_process_init, worker_ready
+
+    def warm_up(**_: object) -> None:
+        from face3d.shared.artifacts import render
+
+        render.configure_threads(render_threads, processes if pool == "prefork" else 1)
+        try:
+            render.warm_up()
+        except Exception:  # noqa: BLE001 - a job would load them again and report the error itself
+            logging.getLogger(__name__).exception("warm-up failed; the first job loads what is missing")
+
+    (worker_process_init if pool == "prefork" else worker_ready).connect(warm_up, weak=False)
 
 
 @click.command()

@@ -23,10 +23,8 @@ from typing import Callable, Iterator
 import cv2
 
 from face3d.shared.artifacts.document import result_document, write_document
-from face3d.shared.artifacts.formats import format_file_names, write_face_formats
+from face3d.shared.artifacts.formats import write_face_formats
 from face3d.shared.artifacts.meshes import face_file_names, sized_texture, write_face_files
-from face3d.shared.artifacts.turntable import (face_video_name, render_turntables, write_gif, write_mp4)
-from face3d.shared.artifacts.vis import draw_vis
 from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
 
 RESULT_NAME = "result.json"
@@ -69,7 +67,7 @@ def planned_names(recon: Reconstruction, options: Options) -> list[str]:
     """Every file ``write_artifacts`` will write, in the order it writes them."""
     names: list[str] = []
     for face in recon.faces:
-        per_face = {**face_file_names(face.index), **format_file_names(face.index)}
+        per_face = face_file_names(face.index)
         kinds = [("obj", "obj"), ("mtl", "obj"), ("texture", "obj"), ("glb", "glb"), ("stl", "stl"),
                  ("3mf", "3mf"), ("ply", "ply"), ("usdz", "usdz")]
         names += [per_face[kind] for kind, output in kinds if options.wants(output)]
@@ -79,7 +77,7 @@ def planned_names(recon: Reconstruction, options: Options) -> list[str]:
     if options.wants("video") and recon.faces:
         names.append(VIDEO_NAME)
         if wants_face_videos(recon, options):
-            names += [face_video_name(face.index) for face in recon.faces]
+            names += [face_file_names(face.index)["turntable_mp4"] for face in recon.faces]
         names.append(GIF_NAME)
     return names
 
@@ -121,6 +119,7 @@ def _write_vis(recon: Reconstruction, outdir: Path, options: Options, progress: 
                emit: _Emitter) -> list[Path]:
     if not options.wants("vis"):
         return []
+    from face3d.shared.artifacts.vis import draw_vis       # the renderer (numba) loads only where it draws
     with _stage(recon, "vis", progress):
         path = outdir / VIS_NAME
         cv2.imwrite(str(path), cv2.cvtColor(draw_vis(recon), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -132,6 +131,7 @@ def _write_videos(recon: Reconstruction, outdir: Path, options: Options, progres
                   emit: _Emitter) -> list[Path]:
     if not (options.wants("video") and recon.faces):
         return []
+    from face3d.shared.artifacts.turntable import render_turntables, write_gif, write_mp4
     per_face = wants_face_videos(recon, options)
     with _stage(recon, "render", progress):
         report = None if progress is None else (lambda fraction: progress("render", fraction))
@@ -139,7 +139,7 @@ def _write_videos(recon: Reconstruction, outdir: Path, options: Options, progres
                                   per_face=per_face, report=report)
     with _stage(recon, "encode", progress):
         paths = [write_mp4(clips.tiled, outdir / VIDEO_NAME)]
-        paths += [write_mp4(frames, outdir / face_video_name(face.index))
+        paths += [write_mp4(frames, outdir / face_file_names(face.index)["turntable_mp4"])
                   for face, frames in zip(recon.faces, clips.faces)]
     emit("video", paths)
     with _stage(recon, "gif", progress):

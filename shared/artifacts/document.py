@@ -32,8 +32,7 @@ def _camera(camera: Camera) -> dict:
 
 
 def _face(face: Face, present: set[str]) -> dict:
-    names = {**face_file_names(face.index), "turntable_mp4": f"turntable_face{face.index}.mp4"}
-    files = {key: name for key, name in names.items() if name in present}
+    files = {key: name for key, name in face_file_names(face.index).items() if name in present}
     return {
         "index": face.index,
         "bbox": _rounded(face.bbox, PIXEL_DECIMALS),

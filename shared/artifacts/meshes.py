@@ -44,7 +44,7 @@ class FaceFiles:
 def face_file_names(index: int) -> dict[str, str]:
     stem = f"face_{index}"
     return {"obj": f"{stem}.obj", "mtl": f"{stem}.mtl", "texture": f"{stem}_texture.png", "glb": f"{stem}.glb",
-            **format_file_names(index)}
+            **format_file_names(index), "turntable_mp4": f"turntable_face{index}.mp4"}
 
 
 def png_bytes(texture: np.ndarray) -> bytes:

@@ -252,16 +252,23 @@ def warm_up() -> None:
         render(TexturedMesh(vertices, np.array([[0, 1, 2]]), uvs, normals, texture), 8)
 
 
+_threads: int | None = None          # None: configure_threads(0) on first use
+
+
+def configure_threads(threads: int, processes: int = 1) -> int:
+    """How many threads render frames in this process: ``threads``, or with 0 the CPUs this process may use
+    divided by the worker ``processes`` sharing them (at least 1), so N processes of N threads never
+    oversubscribe the machine. Returns the number chosen."""
+    global _threads
+    if threads <= 0:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = cpus // max(1, processes)
+    _threads = max(1, threads)
+    return _threads
+
+
 def render_threads() -> int:
-    """Threads for rendering: FACE3D_RENDER_THREADS, else the CPUs this process may use divided by the worker
-    processes sharing them (FACE3D_WORKER_CONCURRENCY), at least 1: N threads in each of N processes would
-    oversubscribe the machine."""
-    configured = os.environ.get("FACE3D_RENDER_THREADS", "").strip()
-    if configured:
-        return max(1, int(configured))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    processes = max(1, int(os.environ.get("FACE3D_WORKER_CONCURRENCY", "1") or 1))
-    return max(1, cpus // processes)
+    return _threads if _threads is not None else configure_threads(0)
 
 
 @lru_cache(maxsize=1)

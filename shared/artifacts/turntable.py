@@ -35,10 +35,6 @@ class Clips:
     faces: list[list[np.ndarray]] = field(default_factory=list)   # one clip per face, when asked for
 
 
-def face_video_name(index: int) -> str:
-    return f"turntable_face{index}.mp4"
-
-
 def frame_side(render_size: int) -> int:
     return max(16, render_size - render_size % 2)
 

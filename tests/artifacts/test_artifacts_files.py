@@ -100,7 +100,7 @@ def test_result_json_matches_schema_and_names_existing_files(synthetic_output):
         assert np.shape(entry["camera"]["rotation"]) == (3, 3)
         default = {"obj", "mtl", "texture", "glb"}          # STL, 3MF, PLY and USDZ only when asked for
         expected = {k: v for k, v in face_file_names(face.index).items() if k in default}
-        assert entry["files"] == {**expected, "turntable_mp4": f"turntable_face{face.index}.mp4"}
+        assert entry["files"] == {**expected, "turntable_mp4": f"turntable_face{face.index}.mp4"}   # 2 faces
     named = [name for entry in document["faces"] for name in entry["files"].values()]
     named += list(document["files"].values())
     assert set(document["files"]) == {"vis", "turntable_mp4", "turntable_gif"}
