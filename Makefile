@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures clean
+.PHONY: install run test test-fast bench bench-engine bench-latency bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures clean
 
 install: $(VENV)/.installed
 
@@ -30,10 +30,13 @@ test-fast: install
 
 COUNT  ?= 200
 
-bench: bench-engine bench-api bench-queue bench-batch
+bench: bench-engine bench-latency bench-api bench-queue bench-batch
 
 bench-engine: install
 	$(BIN)/python bench/bench_engine.py
+
+bench-latency: install   # submit -> mesh ready -> succeeded over 50 jobs through face3d serve (JOBS=N)
+	$(BIN)/python bench/bench_latency.py --jobs $(or $(JOBS),50)
 
 bench-api: install
 	$(BIN)/python bench/bench_api.py
