@@ -129,12 +129,13 @@ class Face3dClient:
                                                 headers={"Idempotency-Key": uuid.uuid4().hex}))
 
     def download(self, job_id: str, outdir: str | Path, folder: str | None = None) -> list[Path]:
-        """Save every artifact of a finished job into ``outdir/<folder>/`` (default folder: the job id, so jobs
-        never overwrite each other's files); returns the written paths."""
+        """Save every stored artifact of a job into ``outdir/<folder>/`` (default folder: the job id, so jobs
+        never overwrite each other's files); returns the written paths. A running job's files not stored yet
+        (``ready`` false) are left out."""
         job = self.get(job_id)
         target_dir = Path(outdir) / (folder or job.id)
         written = []
-        for artifact in job.artifacts:
+        for artifact in (artifact for artifact in job.artifacts if artifact.ready):
             target = target_dir / Path(artifact.name).name
             self._download_file(artifact.url, target)
             written.append(target)

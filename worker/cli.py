@@ -61,14 +61,20 @@ def _warm_up_after_fork(pool: str, processes: int, render_threads: int) -> None:
     (numba's cache, compiled on the first run of an install), so no job pays for it."""
     from celery.signals import worker_process_init, worker_ready
 
-    def warm_up(**_: object) -> None:
+    def load() -> None:
         from face3d.shared.artifacts import render
 
-        render.configure_threads(render_threads, processes if pool == "prefork" else 1)
         try:
             render.warm_up()
         except Exception:  # noqa: BLE001 - a job would load them again and report the error itself
             logging.getLogger(__name__).exception("warm-up failed; the first job loads what is missing")
+
+    def warm_up(**_: object) -> None:
+        from face3d.shared.artifacts import render
+
+        render.configure_threads(render_threads, processes if pool == "prefork" else 1)
+        # In a thread: a first compile (a fresh install) takes seconds, longer than Celery waits for a new child.
+        threading.Thread(target=load, name="face3d-render-warm-up", daemon=True).start()
 
     (worker_process_init if pool == "prefork" else worker_ready).connect(warm_up, weak=False)
 
