@@ -1,4 +1,5 @@
-"""vis.png: the photo (512..1280 px wide) with each face's wireframe and index, above a grid of frontal renders."""
+"""vis.png: the photo (512..1280 px wide) with each face's wireframe and index, above a grid of frontal renders:
+each face textured, then (a second grid below) shaded without its texture, so the shape reads on its own."""
 from __future__ import annotations
 
 import math
@@ -57,7 +58,7 @@ def _draw_wireframe(image: np.ndarray, face: Face, scale: float) -> None:
     _label(image, str(face.index), x0, y0, y1 - y0)
 
 
-def _render_grid(faces: list[Face], width: int) -> np.ndarray:
+def _render_grid(faces: list[Face], width: int, textured: bool = True) -> np.ndarray:
     tile = int(np.clip(width // max(len(faces), 1), MIN_TILE, min(MAX_TILE, width)))
     cols = max(1, width // tile)
     rows = math.ceil(len(faces) / cols)
@@ -65,7 +66,7 @@ def _render_grid(faces: list[Face], width: int) -> np.ndarray:
     panel[:] = BACKGROUND
     for i, face in enumerate(faces):
         y, x = (i // cols) * tile, (i % cols) * tile
-        panel[y:y + tile, x:x + tile] = render(TexturedMesh.from_face(face), tile, View()).rgb
+        panel[y:y + tile, x:x + tile] = render(TexturedMesh.from_face(face, textured), tile, View()).rgb
         _label(panel, str(face.index), x + 4, y + 30, 24)
     return panel
 
@@ -76,4 +77,5 @@ def draw_vis(recon: Reconstruction) -> np.ndarray:
         _draw_wireframe(image, face, scale)
     if not recon.faces:
         return image
-    return np.vstack([image, _render_grid(recon.faces, image.shape[1])])
+    width = image.shape[1]
+    return np.vstack([image, _render_grid(recon.faces, width), _render_grid(recon.faces, width, textured=False)])

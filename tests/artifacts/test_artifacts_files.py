@@ -121,6 +121,10 @@ def test_vis_png_shows_photo_width_and_a_render_panel(synthetic_output):
     assert vis.shape[0] > recon.height                       # renders below the photo
     panel = vis[recon.height:]
     assert (np.abs(panel.astype(int) - 48).sum(axis=2) > 30).mean() > 0.05   # something rendered on the grey
+    textured, plain = np.split(panel.astype(int), 2)                         # textured grid, then shaded geometry
+    covered = np.abs(plain - 48).sum(axis=2) > 30
+    assert covered.mean() > 0.05 and (np.ptp(plain[covered], axis=1) <= 2).mean() > 0.95     # grey, shaded
+    assert (np.ptp(textured[np.abs(textured - 48).sum(axis=2) > 30], axis=1) > 20).mean() > 0.3   # coloured
 
 
 def test_no_video_writes_no_turntable_and_no_faces_keeps_a_document(make_reconstruction, tmp_path):
