@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import cv2
 import numpy as np
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")     # no parallel=True kernels; threads come from render_pool()
@@ -50,6 +51,19 @@ class TexturedMesh:
         texture = face.texture if textured else None
         return cls(face.vertices, face.triangles, face.uvs, face.normals, texture)
 
+    def for_frame(self, side: int) -> TexturedMesh:
+        """This mesh with its texture shrunk (area-averaged) to the smallest power of two >= ``side``, if larger:
+        a frame cannot show more texels, and a texture that fits the caches samples several times faster."""
+        if self.texture is None:
+            return self
+        target = 1 << max(int(np.ceil(np.log2(max(side, 2)))), 1)
+        height, width = self.texture.shape[:2]
+        if max(height, width) <= target:
+            return self
+        scale = target / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return replace(self, texture=cv2.resize(np.asarray(self.texture, np.uint8), size, interpolation=cv2.INTER_AREA))
+
 
 @dataclass(frozen=True)
 class View:
@@ -72,9 +86,10 @@ def yaw_matrix(degrees: float) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _project(vertices, normals, size, yaw_degrees, perspective, fov_degrees, fill, xy, nearness, inv_w,
-             turned):  # pragma: no cover - compiled
-    """Screen xy, nearness (larger = closer, linear in screen space), 1/w and the turned normals of every vertex.
+def _project(vertices, normals, light, size, yaw_degrees, perspective, fov_degrees, fill, xy, nearness, inv_w,
+             dots):  # pragma: no cover - compiled
+    """Screen xy, nearness (larger = closer, linear in screen space), 1/w and the cosine between the turned unit
+    normal and the light (``dots``) of every vertex.
 
     Framing: about the bounding box centre of the finite vertices, with the half-extent over every yaw (the
     horizontal radius about the pivot, the vertical half-height), so a turntable does not jitter."""
@@ -107,13 +122,15 @@ def _project(vertices, normals, size, yaw_degrees, perspective, fov_degrees, fil
             xy[i, 0], xy[i, 1] = rx * (size / 2) / half, y * (size / 2) / half
             nearness[i] = rz
         xy[i, 0], xy[i, 1] = xy[i, 0] + size / 2, size / 2 - xy[i, 1]
-        nx, nz = normals[i, 0], normals[i, 2]
-        turned[i, 0], turned[i, 1], turned[i, 2] = c * nx + s * nz, normals[i, 1], -s * nx + c * nz
+        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
+        length = max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
+        dots[i] = ((c * nx + s * nz) * light[0] + ny * light[1] + (-s * nx + c * nz) * light[2]) / length
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2):  # pragma: no cover - compiled
-    """Per pixel: the front-most triangle (``hit``, -1 for none) and its screen barycentrics (l1, l2)."""
+def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides):  # pragma: no cover - compiled
+    """Per pixel: the front-most triangle (``hit``, -1 for none) and its screen barycentrics (l1, l2); per
+    triangle: +1 facing the camera, -1 facing away (``sides``, the two-sided lighting's sign)."""
     for t in range(triangles.shape[0]):
         i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
         ax, ay, bx, by, cx, cy = xy[i0, 0], xy[i0, 1], xy[i1, 0], xy[i1, 1], xy[i2, 0], xy[i2, 1]
@@ -123,6 +140,8 @@ def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2):  # pra
         area = abx * acy - aby * acx
         if abs(area) <= 1e-9:
             continue
+        # Screen y points down, so a triangle facing the camera has a negative signed area.
+        sides[t] = 1.0 if area < 0 else -1.0
         p1x, p1y, p1c = acy / area, -acx / area, (ay * acx - ax * acy) / area
         p2x, p2y, p2c = -aby / area, abx / area, (ax * aby - ay * abx) / area
         x0 = max(int(np.ceil(min(ax, bx, cx) - 0.5)), 0)
@@ -170,9 +189,10 @@ def _sample(texture, u, v):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _shade(hit, hit_l1, hit_l2, xy, triangles, inv_w, uvs, normals, texture, textured, light, ambient,
-           background, plain, rgb, mask):  # pragma: no cover - compiled
-    """Colour every pixel: the background, or perspective-correct UV and normal, texture (or plain) times light."""
+def _shade(hit, hit_l1, hit_l2, sides, triangles, inv_w, uvs, dots, texture, textured, ambient, background, plain,
+           rgb, mask):  # pragma: no cover - compiled
+    """Colour every pixel: the background, or (perspective-correct) the texture at the interpolated UV, or the
+    plain albedo, times ambient + Lambert (the interpolated cosine, two-sided)."""
     for pixel in range(hit.shape[0]):
         t = hit[pixel]
         if t < 0:
@@ -181,16 +201,9 @@ def _shade(hit, hit_l1, hit_l2, xy, triangles, inv_w, uvs, normals, texture, tex
         i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
         l1, l2 = hit_l1[pixel], hit_l2[pixel]
         w0, w1, w2 = (1 - l1 - l2) * inv_w[i0], l1 * inv_w[i1], l2 * inv_w[i2]
-        total = w0 + w1 + w2
-        w0, w1, w2 = w0 / total, w1 / total, w2 / total
-        nx = w0 * normals[i0, 0] + w1 * normals[i1, 0] + w2 * normals[i2, 0]
-        ny = w0 * normals[i0, 1] + w1 * normals[i1, 1] + w2 * normals[i2, 1]
-        nz = w0 * normals[i0, 2] + w1 * normals[i1, 2] + w2 * normals[i2, 2]
-        length = max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-        # Screen y points down, so a triangle facing the camera has a negative signed area: flip the others.
-        area = ((xy[i1, 0] - xy[i0, 0]) * (xy[i2, 1] - xy[i0, 1]) - (xy[i1, 1] - xy[i0, 1]) * (xy[i2, 0] - xy[i0, 0]))
-        side = 1.0 if area < 0 else -1.0
-        lambert = side * (nx * light[0] + ny * light[1] + nz * light[2]) / length
+        scale = 1.0 / (w0 + w1 + w2)
+        w0, w1, w2 = w0 * scale, w1 * scale, w2 * scale
+        lambert = sides[t] * (w0 * dots[i0] + w1 * dots[i1] + w2 * dots[i2])
         shade = ambient + (1 - ambient) * min(max(lambert, 0.0), 1.0)
         r, g, b = plain[0], plain[1], plain[2]
         if textured:
@@ -219,26 +232,29 @@ def _buffers(pixels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     """This thread's z-buffer, hit and barycentric buffers: reused, as fresh pages cost more than the drawing."""
     buffers = getattr(_scratch, "buffers", None)
     if buffers is None or len(buffers[0]) != pixels:
-        buffers = (np.empty(pixels, np.float32), np.empty(pixels, np.int64), np.empty(pixels), np.empty(pixels))
+        # 32-bit throughout: the frame's memory traffic, not its arithmetic, is what costs.
+        buffers = (np.empty(pixels, np.float32), np.empty(pixels, np.int32), np.empty(pixels, np.float32),
+                   np.empty(pixels, np.float32))
         _scratch.buffers = buffers
     return buffers
 
 
 def render(mesh: TexturedMesh, size: int = 512, view: View = View(), background=BACKGROUND) -> Rendered:
     vertices = np.ascontiguousarray(mesh.vertices, np.float64)
-    count, pixels = len(vertices), size * size
-    xy, turned = np.empty((count, 2)), np.empty((count, 3))
-    nearness, inv_w = np.empty(count), np.empty(count)
-    _project(vertices, np.ascontiguousarray(mesh.normals, np.float64), size, float(view.yaw_degrees),
-             view.perspective, float(view.fov_degrees), float(view.fill), xy, nearness, inv_w, turned)
     triangles = np.ascontiguousarray(mesh.triangles, dtype=np.int64)
+    count, pixels = len(vertices), size * size
+    xy, nearness, inv_w, dots = np.empty((count, 2)), np.empty(count), np.empty(count), np.empty(count)
+    _project(vertices, np.ascontiguousarray(mesh.normals, np.float64), LIGHT_DIRECTION, size,
+             float(view.yaw_degrees), view.perspective, float(view.fov_degrees), float(view.fill), xy, nearness,
+             inv_w, dots)
     best, hit, hit_l1, hit_l2 = _buffers(pixels)
     best.fill(-np.inf)
     hit.fill(-1)
-    _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2)
+    sides = np.ones(len(triangles))
+    _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides)
     texture, uvs, textured = _surface(mesh)
     rgb, mask = np.empty((pixels, 3), np.uint8), np.zeros(pixels, np.bool_)
-    _shade(hit, hit_l1, hit_l2, xy, triangles, inv_w, uvs, turned, texture, textured, LIGHT_DIRECTION, AMBIENT,
+    _shade(hit, hit_l1, hit_l2, sides, triangles, inv_w, uvs, dots, texture, textured, AMBIENT,
            np.asarray(background, np.float64), np.asarray(PLAIN_ALBEDO, np.float64), rgb, mask)
     return Rendered(rgb.reshape(size, size, 3), mask.reshape(size, size))
 

@@ -66,8 +66,9 @@ def tiled_frame(meshes: list[TexturedMesh], side: int, yaw: float) -> np.ndarray
 
 def turntable_frames(faces: list[Face], frames: int, sweep_degrees: float, render_size: int) -> Iterator[np.ndarray]:
     """The tiled clip's frames, in order (rendered on the thread pool)."""
-    meshes = [TexturedMesh.from_face(face) for face in faces]
     side = frame_side(render_size)
+    tile = side // grid(len(faces))[0]
+    meshes = [TexturedMesh.from_face(face).for_frame(tile) for face in faces]
     return parallel_imap(lambda yaw: tiled_frame(meshes, side, yaw), yaw_schedule(frames, sweep_degrees))
 
 

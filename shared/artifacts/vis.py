@@ -66,7 +66,7 @@ def _render_grid(faces: list[Face], width: int, textured: bool = True) -> np.nda
     panel[:] = BACKGROUND
     for i, face in enumerate(faces):
         y, x = (i // cols) * tile, (i % cols) * tile
-        panel[y:y + tile, x:x + tile] = render(TexturedMesh.from_face(face, textured), tile, View()).rgb
+        panel[y:y + tile, x:x + tile] = render(TexturedMesh.from_face(face, textured).for_frame(tile), tile, View()).rgb
         _label(panel, str(face.index), x + 4, y + 30, 24)
     return panel
 
