@@ -96,7 +96,7 @@ class Job(BaseModel):
     options: dict[str, Any]
     input_name: str | None = None
     stage: str | None = Field(None, description="The stage running now: load_engine, decode, detect, landmarks, mesh, "
-                              "texture, export, store_mesh, vis, render, encode, gif, upload; done once succeeded.")
+                              "texture, export, store_mesh, vis, render, encode, face_videos, gif, upload; done once succeeded.")
     progress: float = Field(0.0, description="0..1, never decreasing, weighted by each stage's cost (render "
                             "advances with frames done / total); 1.0 only when succeeded.")
     milestones: list[str] = Field(default_factory=list, description="The artifact groups completely stored so "

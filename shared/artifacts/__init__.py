@@ -9,8 +9,9 @@ Milestones, each handed to ``on_written`` as soon as its files exist (the worker
    more faces and ``options.face_videos``, turntable_face<i>.mp4 (one face each), then turntable.gif
    (shared.artifacts.turntable);
 4. ``done``: result.json again, with every stage's timing.
-Stage timings (ms) are added to ``recon.timings_ms``: export, vis, render (frames), encode (MP4s), gif.
-``progress(stage)`` is called at each stage, and ``progress("render", done / total)`` while frames render.
+Stage timings (ms) are added to ``recon.timings_ms``: export, vis, render (the tiled clip's frames), encode (its
+MP4), face_videos (the per-face clips, rendered and encoded one after the other), gif. ``progress(stage)`` is called
+at each stage, and ``progress(stage, done / total)`` while render and face_videos run.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ class _Emitter:
         done = {path.name for path in paths}
         self.pending = [name for name in self.pending if name not in done]
         if self.on_written is not None:
-            self.on_written(Written(milestone, paths, self.recon, list(self.pending)))
+            self.on_written(Written(milestone, list(paths), self.recon, list(self.pending)))
 
 
 def write_artifacts(recon: Reconstruction, outdir: Path, options: Options, progress: ProgressFn | None = None,
@@ -131,19 +132,27 @@ def _write_videos(recon: Reconstruction, outdir: Path, options: Options, progres
                   emit: _Emitter) -> list[Path]:
     if not (options.wants("video") and recon.faces):
         return []
-    from face3d.shared.artifacts.turntable import render_turntables, write_gif, write_mp4
-    per_face = wants_face_videos(recon, options)
+    from face3d.shared.artifacts.turntable import render_clip, write_gif, write_mp4
+
+    def report(stage: str) -> Callable[[float], None] | None:
+        return None if progress is None else (lambda fraction: progress(stage, fraction))
+
+    clip = (options.frames, options.sweep_degrees, options.render_size)
     with _stage(recon, "render", progress):
-        report = None if progress is None else (lambda fraction: progress("render", fraction))
-        clips = render_turntables(recon.faces, options.frames, options.sweep_degrees, options.render_size,
-                                  per_face=per_face, report=report)
+        tiled = render_clip(recon.faces, *clip, report=report("render"))
     with _stage(recon, "encode", progress):
-        paths = [write_mp4(clips.tiled, outdir / VIDEO_NAME)]
-        paths += [write_mp4(frames, outdir / face_file_names(face.index)["turntable_mp4"])
-                  for face, frames in zip(recon.faces, clips.faces)]
+        paths = [write_mp4(tiled, outdir / VIDEO_NAME)]
     emit("video", paths)
+    if wants_face_videos(recon, options):          # one clip at a time: a crowd's clips never sit in memory at once
+        with _stage(recon, "face_videos", progress):
+            for done, face in enumerate(recon.faces):
+                frames = render_clip([face], *clip)
+                paths.append(write_mp4(frames, outdir / face_file_names(face.index)["turntable_mp4"]))
+                if progress is not None:
+                    progress("face_videos", (done + 1) / len(recon.faces))
+        emit("video", paths[1:])
     with _stage(recon, "gif", progress):
-        gif = write_gif(clips.tiled, outdir / GIF_NAME)
+        gif = write_gif(tiled, outdir / GIF_NAME)
     emit("video", [gif])
     return [*paths, gif]
 

@@ -6,33 +6,25 @@ face's index) shows face i alone at the full ``render_size``.
 Motion: ``frames`` frames. A sweep below 360 degrees oscillates smoothly, yaw = sweep/2 * sin(2 pi (k + 1/3) / frames),
 so the clip loops without a jump (60 = +-30 degrees, like HRN); the 1/3 phase keeps any two neighbouring frames
 from sharing a yaw. 360 is a full turn at constant speed.
-Encoding: H.264 (yuv420p, even side: an odd ``render_size`` is rounded down) and turntable.gif, both through the
-ffmpeg binary imageio-ffmpeg ships; the GIF uses ffmpeg's palettegen/paletteuse (one palette for the clip).
+Encoding: H.264 through the ffmpeg binary imageio-ffmpeg ships (x264 ultrafast, yuv420p, even side: an odd
+``render_size`` is rounded down); turntable.gif through Pillow with one palette for the clip.
 Frames render on the bounded thread pool of shared.artifacts.render (the kernels release the GIL).
 """
 from __future__ import annotations
 
 import math
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image
 
 from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, parallel_imap, render
 from face3d.shared.engines.base import Face
 
 FPS = 15
 X264 = ["-preset", "ultrafast", "-crf", "23", "-movflags", "+faststart"]
-GIF_FILTER = "split[a][b];[a]palettegen=max_colors=255:stats_mode=full[p];[b][p]paletteuse=dither=none"
-
-
-@dataclass
-class Clips:
-    tiled: list[np.ndarray]                                       # turntable.mp4 / .gif frames
-    faces: list[list[np.ndarray]] = field(default_factory=list)   # one clip per face, when asked for
 
 
 def frame_side(render_size: int) -> int:
@@ -72,27 +64,15 @@ def turntable_frames(faces: list[Face], frames: int, sweep_degrees: float, rende
     return parallel_imap(lambda yaw: tiled_frame(meshes, side, yaw), yaw_schedule(frames, sweep_degrees))
 
 
-def render_turntables(faces: list[Face], frames: int, sweep_degrees: float, render_size: int, *,
-                      per_face: bool = False, report: Callable[[float], None] | None = None) -> Clips:
-    """Every frame of the tiled clip and, with ``per_face``, of each face's own clip; ``report(done / total)``
-    after each frame."""
-    total = frames * (1 + (len(faces) if per_face else 0))
-    done = 0
-
-    def collect(stream: Iterator[np.ndarray]) -> list[np.ndarray]:
-        nonlocal done
-        clip = []
-        for frame in stream:
-            clip.append(frame)
-            done += 1
-            if report is not None:
-                report(done / total)
-        return clip
-
-    clips = Clips(collect(turntable_frames(faces, frames, sweep_degrees, render_size)))
-    if per_face:
-        clips.faces = [collect(turntable_frames([face], frames, sweep_degrees, render_size)) for face in faces]
-    return clips
+def render_clip(faces: list[Face], frames: int, sweep_degrees: float, render_size: int,
+                report: Callable[[float], None] | None = None) -> list[np.ndarray]:
+    """Every frame of one clip (the faces tiled, or one face alone), ``report(done / frames)`` after each."""
+    clip = []
+    for frame in turntable_frames(faces, frames, sweep_degrees, render_size):
+        clip.append(frame)
+        if report is not None:
+            report(len(clip) / frames)
+    return clip
 
 
 def write_mp4(frames: list[np.ndarray], path: Path) -> Path:
@@ -109,12 +89,10 @@ def write_mp4(frames: list[np.ndarray], path: Path) -> Path:
 
 
 def write_gif(frames: list[np.ndarray], path: Path) -> Path:
-    height, width = frames[0].shape[:2]
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-", "-filter_complex", GIF_FILTER,
-               "-loop", "0", str(path)]
-    data = b"".join(np.ascontiguousarray(frame).tobytes() for frame in frames)
-    finished = subprocess.run(command, input=data, capture_output=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not write {path.name}: {finished.stderr.decode(errors='replace')[-500:]}")
+    # One palette for the whole clip (taken from the middle frame) keeps colours steady and quantising cheap; Pillow
+    # measured faster than ffmpeg's palettegen/paletteuse for these short clips (bench/bench_engine.py, GIF row).
+    palette = Image.fromarray(frames[len(frames) // 2]).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    images = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / FPS), loop=0,
+                   optimize=False, disposal=1)
     return path

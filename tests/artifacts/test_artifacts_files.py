@@ -17,22 +17,24 @@ from tests.artifacts.conftest import SYNTHETIC_OPTIONS
 def test_progress_reports_stages_in_order_and_times_them(synthetic_output):
     recon, _, _, calls = synthetic_output
     stages = [stage for stage, fraction in calls if fraction is None and stage != "written"]
-    assert stages == ["export", "vis", "render", "encode", "gif"]
+    assert stages == ["export", "vis", "render", "encode", "face_videos", "gif"]
     assert all(recon.timings_ms[stage] > 0 for stage in stages)
     fractions = [fraction for stage, fraction in calls if stage == "render" and fraction is not None]
-    frames = SYNTHETIC_OPTIONS.frames * (1 + len(recon.faces))          # the tiled clip and one per face
-    assert len(fractions) == frames and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len(fractions) == SYNTHETIC_OPTIONS.frames and fractions == sorted(fractions) and fractions[-1] == 1.0
+    per_face = [fraction for stage, fraction in calls if stage == "face_videos" and fraction is not None]
+    assert per_face == [(i + 1) / len(recon.faces) for i in range(len(recon.faces))]
 
 
 def test_files_are_handed_over_milestone_by_milestone_mesh_first(synthetic_output):
     _, files, _, calls = synthetic_output
     written = [item for stage, item in calls if stage == "written"]
-    assert [w.milestone for w in written] == ["mesh", "vis", "video", "video", "done"]
+    assert [w.milestone for w in written] == ["mesh", "vis", "video", "video", "video", "done"]
     mesh = {path.name for path in written[0].paths}
     assert {"face_0.obj", "face_0.mtl", "face_0_texture.png", "face_0.glb", "face_1.glb", "result.json"} <= mesh
     assert written[0].pending == ["vis.png", "turntable.mp4", "turntable_face0.mp4", "turntable_face1.mp4",
                                   "turntable.gif"]
-    assert [p.name for p in written[2].paths] == ["turntable.mp4", "turntable_face0.mp4", "turntable_face1.mp4"]
+    assert [p.name for p in written[2].paths] == ["turntable.mp4"]                 # the tiled clip first
+    assert [p.name for p in written[3].paths] == ["turntable_face0.mp4", "turntable_face1.mp4"]
     assert written[-1].pending == [] and [p.name for p in written[-1].paths] == ["result.json"]
     handed = [path.name for w in written for path in w.paths]
     assert sorted(set(handed)) == sorted(path.name for path in files)
