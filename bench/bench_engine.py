@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--engine", default="cpu")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the photo folder")
     parser.add_argument("--faces-dir", type=Path, default=ROOT / ".." / "shared" / "faces")
+    parser.add_argument("--quick", action="store_true", help="only the one-face and turntable sections")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -134,7 +135,8 @@ def main() -> None:
     photos = sorted(p for p in args.faces_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     with tempfile.TemporaryDirectory(prefix="face3d-bench-") as tmp:
         workdir = Path(tmp)
-        print_stage_table(bench_photos(engine, photos, args.repeat, workdir))
+        if not args.quick:
+            print_stage_table(bench_photos(engine, photos, args.repeat, workdir))
         one_face = args.faces_dir / ONE_FACE_PHOTO
         if one_face.is_file():
             bench_one_face(engine, one_face, 10, workdir)
