@@ -123,7 +123,8 @@ def _write_vis(recon: Reconstruction, outdir: Path, options: Options, progress: 
     from face3d.shared.artifacts.vis import draw_vis       # the renderer (numba) loads only where it draws
     with _stage(recon, "vis", progress):
         path = outdir / VIS_NAME
-        cv2.imwrite(str(path), cv2.cvtColor(draw_vis(recon), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        cv2.imwrite(str(path), cv2.cvtColor(draw_vis(recon), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY])
     emit("vis", [path])
     return [path]
 
