@@ -23,8 +23,8 @@ ALL_COMMANDS = frozenset({SUBMIT, INGEST, RECONSTRUCT})
 
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 # What a reconstruction can write (result.json always), and what it writes when not told.
-OUTPUTS = ("json", "obj", "glb", "vis", "video", "stl", "3mf", "ply", "usdz")
-DEFAULT_OUTPUTS = ("json", "obj", "glb", "vis", "video")
+OUTPUTS = ("json", "obj", "glb", "vis", "video", "gif", "stl", "3mf", "ply", "usdz")
+DEFAULT_OUTPUTS = ("json", "obj", "glb", "vis", "video", "gif")   # gif: turntable.gif beside the MP4 (left out: faster)
 UNITS = ("m", "mm")                 # of OBJ, PLY and STL files (glTF and USD are always in metres)
 ENGINES = ("cpu", "hrn")            # shared/engines ENGINES maps each name to its class
 
@@ -98,7 +98,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
                default_help="the server's default", metavar="NAME"),
     OptionSpec("max_faces", int, 20, "Reconstruct at most this many faces per photo.", Bounds(ge=1, le=50),
                metavar="N"),
-    OptionSpec("video", bool, True, "Render the turntable video (turntable.mp4 / turntable.gif)."),
+    OptionSpec("video", bool, True, "Render the turntable video (turntable.mp4, and turntable.gif with the gif "
+               "output)."),
     OptionSpec("face_videos", bool, True, "With video and two or more faces: one turntable per face too "
                "(turntable_face<i>.mp4, i = the face index), beside the tiled clip."),
     OptionSpec("frames", int, 30, "Turntable frame count.", Bounds(ge=1, le=360), metavar="N"),

@@ -6,8 +6,8 @@ Milestones, each handed to ``on_written`` as soon as its files exist (the worker
    shared.artifacts.formats), then result.json (its ``files`` name every planned file);
 2. ``vis``: vis.png;
 3. ``video`` (when ``options.video``): turntable.mp4 (all faces tiled in one clip), then, for a photo of two or
-   more faces and ``options.face_videos``, turntable_face<i>.mp4 (one face each), then turntable.gif
-   (shared.artifacts.turntable);
+   more faces and ``options.face_videos``, turntable_face<i>.mp4 (one face each), then, with the ``gif`` output,
+   turntable.gif (shared.artifacts.turntable);
 4. ``done``: result.json again, with every stage's timing.
 Stage timings (ms) are added to ``recon.timings_ms``: export, vis, render (the tiled clip's frames), encode (its
 MP4), face_videos (the per-face clips, rendered and encoded one after the other), gif. ``progress(stage)`` is called
@@ -79,7 +79,8 @@ def planned_names(recon: Reconstruction, options: Options) -> list[str]:
         names.append(VIDEO_NAME)
         if wants_face_videos(recon, options):
             names += [face_file_names(face.index)["turntable_mp4"] for face in recon.faces]
-        names.append(GIF_NAME)
+        if options.wants("gif"):
+            names.append(GIF_NAME)
     return names
 
 
@@ -152,6 +153,8 @@ def _write_videos(recon: Reconstruction, outdir: Path, options: Options, progres
                 if progress is not None:
                     progress("face_videos", (done + 1) / len(recon.faces))
         emit("video", paths[1:])
+    if not options.wants("gif"):
+        return paths
     with _stage(recon, "gif", progress):
         gif = write_gif(tiled, outdir / GIF_NAME)
     emit("video", [gif])

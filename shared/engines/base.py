@@ -20,7 +20,7 @@ from face3d.shared.options import ENGINE_DEFAULTS, OUTPUTS, UNITS
 # progress(stage) at each stage; progress(stage, fraction) inside a long one (0..1 of that stage, e.g. render)
 ProgressFn = Callable[..., None]
 
-TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "ply", "usdz"})    # the others need no texture
+TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "gif", "ply", "usdz"})    # the others need no texture
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class Options:
         object.__setattr__(self, "outputs", outputs)
 
     def wants(self, output: str) -> bool:
-        return output in self.outputs and (output != "video" or (self.video and self.frames > 0))
+        turntable = output not in ("video", "gif") or (self.video and self.frames > 0 and "video" in self.outputs)
+        return output in self.outputs and turntable
 
     @property
     def needs_texture(self) -> bool:

@@ -45,3 +45,14 @@ def test_full_turn_is_even_steps():
 def test_grid_and_even_side():
     assert grid(1) == (1, 1) and grid(2) == (2, 1) and grid(5) == (3, 2) and grid(27) == (6, 5)
     assert frame_side(513) == 512 and frame_side(512) == 512
+
+
+def test_outputs_without_gif_write_the_mp4_only(make_reconstruction, tmp_path):
+    from dataclasses import replace
+
+    from face3d.shared.artifacts import write_artifacts
+    from face3d.shared.engines.base import Options
+
+    options = replace(Options(), outputs=frozenset({"json", "video"}), frames=4, render_size=64, texture_size=64)
+    names = {path.name for path in write_artifacts(make_reconstruction(faces=1, texture_size=64), tmp_path, options)}
+    assert names == {"turntable.mp4", "result.json"}
