@@ -26,9 +26,8 @@ log = logging.getLogger(__name__)
 # (stage, weight): the CPU engine's stages, then the writer's; "store" is the upload of each milestone.
 STAGE_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("started", 0.0), ("load_engine", 2), ("decode", 5), ("detect", 33), ("landmarks", 11), ("mesh", 2),
-    ("texture", 30), ("export", 30), ("store_mesh", 8), ("vis", 20), ("render", 50), ("encode", 50), ("face_videos", 60),
-    ("gif", 30),
-    ("upload", 5),
+    ("texture", 30), ("export", 30), ("store_mesh", 8), ("vis", 20), ("render", 50), ("encode", 50),
+    ("face_videos", 60), ("gif", 30), ("upload", 5),
 )
 MAX_RUNNING_PROGRESS = 0.99
 WRITE_EVERY_S = 0.1          # inside a stage (render frames), at most one progress write per this interval

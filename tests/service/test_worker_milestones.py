@@ -125,6 +125,22 @@ def test_no_face_videos_leaves_only_the_tiled_clip(ctx):
     assert "turntable.mp4" in names and not any(name.startswith("turntable_face") for name in names)
 
 
+def test_a_job_failing_after_its_mesh_was_stored_leaves_no_output(ctx, monkeypatch):
+    import face3d.shared.artifacts.vis as vis
+
+    def broken(recon):
+        raise RuntimeError("vis exploded")
+
+    monkeypatch.setattr(vis, "draw_vis", broken)
+    job_id = queued_job(ctx, "a_frontal_obama.jpg", SMALL)
+    assert run_job(ctx, job_id, worker="w") == "failed"
+    job = jobs.get_job(ctx.session_factory, job_id)
+    assert job.error_code == "internal" and "vis exploded" in job.error_message
+    assert not (job.result or {}).get("artifacts")                 # the mesh was stored, then removed
+    outputs = Path(ctx.storage.root) / "jobs" / job_id / "output"
+    assert not outputs.exists() or not any(outputs.iterdir())
+
+
 def test_prefer_wait_for_the_mesh_returns_before_the_video_is_done(ctx, settings_app):
     client = settings_app.test_client()
     job_id = queued_job(ctx, "a_frontal_obama.jpg", {"frames": 360, "sweep_degrees": 360, "texture_size": 256})
