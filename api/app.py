@@ -4,16 +4,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, jsonify
-from sqlalchemy import exc as sa_exc
+from flask import Flask, jsonify
 
-from face3d.api import batches, downloads, health, jobs, web
+from face3d.api import batches, downloads, edge, health, jobs, web
 from face3d.api.auth import init_app as init_auth
 from face3d.api.openapi import openapi_document
-from face3d.api.problems import problem_response, register_error_handlers
+from face3d.api.problems import register_error_handlers
 from face3d.api.services import Services
 from face3d.shared.db import session_factory_for
-from face3d.shared.errors import ErrorCode
 from face3d.shared.queue import JobQueue
 from face3d.shared.storage import make_storage
 
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
 
 # Room for the multipart envelope and option fields around an image of max_upload_bytes.
 FORM_OVERHEAD_BYTES = 64 * 1024
-DATABASE_RETRY_AFTER_S = 5
 log = logging.getLogger(__name__)
 
 
@@ -41,10 +38,9 @@ def create_app(
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    app.json.sort_keys = False
+    edge.init_app(app)
     app.extensions["face3d"] = _services(settings, session_factory, storage, queue)
     register_error_handlers(app)
-    app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
     init_auth(app)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(downloads.bp)
@@ -53,18 +49,6 @@ def create_app(
     app.add_url_rule("/v1/openapi.json", "openapi", lambda: jsonify(openapi_document()))
     app.register_blueprint(web.bp)
     return app
-
-
-def _database_error(error: Exception) -> Response:
-    """An unreachable or overloaded database is an outage (503 + Retry-After), not a bug (500)."""
-    outage = isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
-        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
-    if not outage:
-        log.error("database error", exc_info=error)
-        return problem_response(500, ErrorCode.INTERNAL, "internal server error")
-    log.warning("database unavailable: %s", str(error).splitlines()[0][:300])
-    return problem_response(503, ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry shortly",
-                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
 def _services(settings: "Settings", session_factory: "SessionFactory | None", storage: "Storage | None",

@@ -52,6 +52,7 @@ class AuthState:
     submit_limit: Limit | None
     read_limit: Limit | None
     batch_item_limit: Limit | None = None
+    auth_failure_limit: Limit | None = None
 
 
 # ---------------------------------------------------------------- setup
@@ -65,7 +66,8 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = AuthState(
         enabled=settings.auth_mode == "on", limiter=make_limiter(settings),
         submit_limit=_limit(settings.rate_limit_submit), read_limit=_limit(settings.rate_limit_read),
-        batch_item_limit=_limit(settings.rate_limit_batch_items))
+        batch_item_limit=_limit(settings.rate_limit_batch_items),
+        auth_failure_limit=_limit(settings.rate_limit_auth_failures))
     app.before_request(_authenticate_and_limit)
     app.after_request(_rate_limit_headers)
     app.register_error_handler(HeaderedError, _headered_problem)
@@ -114,9 +116,26 @@ def _authenticate_and_limit() -> None:
     state = _state()
     if not state.enabled:
         return
-    key = _authenticate()
+    key = _authenticate_limited(state)
     g.face3d_key = key
     _check_rate(state, key)
+
+
+def _authenticate_limited(state: AuthState) -> ApiKey:
+    """_authenticate, with failures counted per client address: past the limit, 429 before any key lookup."""
+    limit, address = state.auth_failure_limit, request.remote_addr or "unknown"
+    if limit is None:
+        return _authenticate()
+    blocked = state.limiter.peek("auth_failure", address, limit)
+    if not blocked.allowed:
+        raise HeaderedError(f"too many failed authentications from this address ({limit.count} per "
+                            f"{limit.window_s} s); retry in {blocked.reset_s} s", ErrorCode.RATE_LIMITED,
+                            blocked.headers())
+    try:
+        return _authenticate()
+    except HeaderedError:
+        state.limiter.hit("auth_failure", address, limit)
+        raise
 
 
 def _authenticate() -> ApiKey:
@@ -209,5 +228,10 @@ def enforce_active_job_cap(settings: Settings, session_factory: Any, new_jobs: i
         return
     active = jobs.count_active_jobs(session_factory, owner)
     if active + new_jobs > cap:
-        raise HeaderedError(f"this API key already has {active} queued or running jobs (limit {cap}); wait for some "
-                            "to finish", ErrorCode.TOO_MANY_ACTIVE_JOBS, {"Retry-After": "10"})
+        raise too_many_active_jobs(f"this API key already has {active} queued or running jobs (limit {cap}); wait "
+                                   "for some to finish")
+
+
+def too_many_active_jobs(message: str) -> HeaderedError:
+    """The cheap early check above refuses most; jobs.create_job's locked count settles the races."""
+    return HeaderedError(message, ErrorCode.TOO_MANY_ACTIVE_JOBS, {"Retry-After": "10"})

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from face3d.api import batch_sources, paging
 from face3d.api.auth import current_owner, ensure_visible, visible_owner
+from face3d.api.edge import loads_checked
 from face3d.api.forms import BatchCreate, BatchItemIn
 from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services, services
@@ -205,7 +206,7 @@ def _validated(model: type[BaseModel], raw: dict[str, Any]) -> Any:
 
 def _form_options(raw: str | None) -> JobOptions:
     try:
-        return JobOptions.model_validate(json.loads(raw) if raw else {})
+        return JobOptions.model_validate(loads_checked(raw, "options") if raw else {})
     except json.JSONDecodeError as exc:
         raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
     except ValidationError as exc:

@@ -22,7 +22,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 MAX_WAIT_S = 60
 WAIT_POLL_S = 0.05
 WAIT_MILESTONES = ("mesh", "vis", "video")
-_WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+# ASCII digits only; any run longer than MAX_WAIT_S's is capped before int() (5,000 digits raised ValueError: a 500).
+_WAIT_PREFERENCE = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9]+)", re.IGNORECASE)
 
 
 @bp.post("")
@@ -101,8 +102,11 @@ def get_artifact(job_id: str, name: str) -> Response:
     if url:
         return redirect(url, code=302)
     content_type = artifact.get("content_type") or content_type_for(name)
-    return send_file(svc.storage.open_stream(artifact["key"]), mimetype=content_type, download_name=saved_as,
-                     max_age=3600)
+    response = send_file(svc.storage.open_stream(artifact["key"]), mimetype=content_type, download_name=saved_as,
+                         max_age=3600)
+    response.cache_control.public = False       # a key's files: never kept by shared caches
+    response.cache_control.private = True
+    return response
 
 
 @bp.get("/<job_id>/webhook-deliveries")
@@ -143,7 +147,10 @@ def _job_response(svc: Services, job: Job, *, created: bool) -> Response:
 
 def _wait_preference() -> int | None:
     match = _WAIT_PREFERENCE.search(request.headers.get("Prefer", ""))
-    return min(int(match.group(1)), MAX_WAIT_S) if match else None
+    if not match:
+        return None
+    digits = match.group(1).lstrip("0") or "0"
+    return MAX_WAIT_S if len(digits) > len(str(MAX_WAIT_S)) else min(int(digits), MAX_WAIT_S)
 
 
 def _wait_for() -> str | None:

@@ -21,7 +21,7 @@ def limit_arg(max_limit: int) -> int:
     value = request.args.get("limit")
     if not value:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= max_limit:
+    if not (value.isascii() and value.isdigit()) or len(value) > 6 or not 1 <= int(value) <= max_limit:
         raise Face3dError(f"limit must be an integer from 1 to {max_limit}", ErrorCode.VALIDATION_FAILED)
     return int(value)
 

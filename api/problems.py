@@ -6,11 +6,13 @@ from http import HTTPStatus
 
 from flask import Flask, Response, current_app, request
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from face3d.shared.errors import ErrorCode, Face3dError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+DATABASE_RETRY_AFTER_S = 5
 log = logging.getLogger(__name__)
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -135,6 +137,25 @@ def _upload_limit_detail() -> str:
     return f"the upload is larger than the limit of {limit} bytes"
 
 
+def _database_error(error: Exception) -> Response:
+    """An unreachable or overloaded database is an outage (503 + Retry-After), not a bug (500); a value the database
+    refuses (DataError: out of range, bad encoding) is the client's (422), and a clash with a unique row a 409."""
+    outage = isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+    if isinstance(error, sa_exc.DataError) and not outage:
+        log.info("database refused a value: %s", str(error).splitlines()[0][:300])
+        return problem_response(422, ErrorCode.VALIDATION_FAILED, "a value of the request is not valid for storage")
+    if isinstance(error, sa_exc.IntegrityError):
+        log.info("database constraint: %s", str(error).splitlines()[0][:300])
+        return problem_response(409, ErrorCode.CONFLICT, "the request conflicts with an existing resource")
+    if not outage:
+        log.error("database error", exc_info=error)
+        return problem_response(500, ErrorCode.INTERNAL, "internal server error")
+    log.warning("database unavailable: %s", str(error).splitlines()[0][:300])
+    return problem_response(503, ErrorCode.DATABASE_UNAVAILABLE, "the database is unavailable; retry shortly",
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(500, ErrorCode.INTERNAL, "internal server error")
@@ -143,4 +164,5 @@ def _unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Face3dError, _face3d_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
     app.register_error_handler(Exception, _unexpected)

@@ -1,9 +1,13 @@
-"""Fixed-window rate limits per (bucket, subject), counted in Redis so every API process shares them.
+"""Rate limits per (bucket, subject) as GCRA, the generic cell rate algorithm (a token bucket kept as one timestamp),
+counted in Redis so every API process shares them.
 
-Fixed windows (one INCR per request, the counter expires with its window) are what GitHub's API uses: cheap, exact
-per window, and the answer maps directly onto the draft IETF headers (RateLimit-Limit / -Remaining / -Reset).
-Without a Redis (the broker is not Redis, or tests with no broker) counters live in the process; if Redis stops
-answering, the process counters take over rather than failing requests.
+``count`` per ``window_s`` means: a burst of up to ``count`` at once, then one more every ``window_s / count``
+seconds. Unlike a fixed window there is no boundary to straddle (a fixed window let 2 x count through in a few
+seconds around it). Each subject keeps one value, its theoretical arrival time (TAT); a request is allowed when the
+TAT it would move to is at most ``window_s`` ahead of now. The answer maps onto the draft IETF headers
+(RateLimit-Limit / -Remaining / -Reset, Retry-After when refused). Without a Redis (the broker is not Redis, or tests
+with no broker) the TATs live in the process; if Redis stops answering, the process takes over rather than failing
+requests.
 """
 from __future__ import annotations
 
@@ -19,6 +23,20 @@ from face3d.shared.config import Settings
 log = logging.getLogger(__name__)
 KEY_PREFIX = "face3d:ratelimit"
 REDIS_TIMEOUT_S = 0.5
+# KEYS[1]: the subject's TAT; ARGV: now, emission interval, window, 1 to take a cell (0 only to look).
+# Returns {allowed (0/1), the TAT after this request} (as a string: Lua numbers would come back as integers).
+_GCRA_SCRIPT = """
+local now, interval, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > window then return {0, tostring(tat)} end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000))
+  return {1, tostring(new_tat)}
+end
+return {1, tostring(tat)}
+"""
 
 
 @dataclass(frozen=True)
@@ -26,13 +44,17 @@ class Limit:
     count: int
     window_s: int
 
+    @property
+    def interval_s(self) -> float:
+        return self.window_s / self.count
+
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset_s: int            # seconds until the window (and its counter) ends
+    reset_s: int            # allowed: seconds until the whole burst is available again; refused: until the next cell
 
     def headers(self) -> dict[str, str]:
         headers = {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
@@ -44,72 +66,98 @@ class Decision:
 
 class Limiter(Protocol):
     def hit(self, bucket: str, subject: str, limit: Limit) -> Decision: ...
+    def peek(self, bucket: str, subject: str, limit: Limit) -> Decision: ...
 
 
-def _window(limit: Limit, now: float) -> tuple[int, int]:
-    """(index of the current window, whole seconds until it ends, at least 1)."""
-    index = int(now // limit.window_s)
-    return index, max(1, math.ceil((index + 1) * limit.window_s - now))
+def _decision(allowed: bool, tat: float, now: float, limit: Limit) -> Decision:
+    """The answer for a subject whose TAT is ``tat`` after this request (or, refused, before it)."""
+    ahead = max(0.0, tat - now)
+    if not allowed:
+        return Decision(False, limit.count, 0, max(1, math.ceil(ahead + limit.interval_s - limit.window_s)))
+    remaining = math.floor((limit.window_s - ahead) / limit.interval_s + 1e-6)
+    return Decision(True, limit.count, max(0, min(limit.count, remaining)), max(1, math.ceil(ahead)))
 
 
-def _decision(count: int, limit: Limit, reset_s: int) -> Decision:
-    return Decision(count <= limit.count, limit.count, max(0, limit.count - count), reset_s)
+def _gcra(stored: float | None, now: float, limit: Limit) -> tuple[bool, float]:
+    """(allowed, the TAT after the request) from the stored TAT: the same steps as _GCRA_SCRIPT."""
+    tat = max(stored if stored is not None else now, now)
+    new_tat = tat + limit.interval_s
+    if new_tat - now > limit.window_s:
+        return False, tat
+    return True, new_tat
 
 
 class MemoryLimiter:
-    """Counters in this process (one API process, or tests without a broker)."""
+    """TATs in this process (one API process, or tests without a broker)."""
 
     def __init__(self, clock=time.time) -> None:
         self._clock = clock
-        self._counts: dict[tuple[str, str, int, int], int] = {}
+        self._tats: dict[tuple[str, str, int], float] = {}
         self._lock = threading.Lock()
 
     def hit(self, bucket: str, subject: str, limit: Limit) -> Decision:
-        index, reset_s = _window(limit, self._clock())
-        key = (bucket, subject, limit.window_s, index)
-        with self._lock:
-            self._drop_old_windows(index, limit.window_s)
-            count = self._counts[key] = self._counts.get(key, 0) + 1
-        return _decision(count, limit, reset_s)
+        return self._take(bucket, subject, limit, take=True)
 
-    def _drop_old_windows(self, index: int, window_s: int) -> None:
-        stale = [key for key in self._counts if key[2] == window_s and key[3] < index]
-        for key in stale:
-            del self._counts[key]
+    def peek(self, bucket: str, subject: str, limit: Limit) -> Decision:
+        """Would a request be allowed now? (Nothing is taken.)"""
+        return self._take(bucket, subject, limit, take=False)
+
+    def _take(self, bucket: str, subject: str, limit: Limit, *, take: bool) -> Decision:
+        now, key = self._clock(), (bucket, subject, limit.window_s)
+        with self._lock:
+            self._drop_expired(now)
+            stored = self._tats.get(key)
+            allowed, tat = _gcra(stored, now, limit)
+            if allowed and take:
+                self._tats[key] = tat
+        if allowed and not take:
+            tat = max(stored if stored is not None else now, now)
+        return _decision(allowed, tat, now, limit)
+
+    def _drop_expired(self, now: float) -> None:
+        if len(self._tats) > 10_000:
+            for key in [key for key, tat in self._tats.items() if tat <= now]:
+                del self._tats[key]
 
 
 class RedisLimiter:
-    """Counters in Redis: ``face3d:ratelimit:<bucket>:<subject>:<window>:<index>``, expiring with their window."""
+    """TATs in Redis: ``face3d:ratelimit:<bucket>:<subject>:<window>``, expiring when the bucket is full again."""
 
     def __init__(self, url: str, fallback: MemoryLimiter | None = None, clock=time.time) -> None:
         self.url = url
         self._clock = clock
         self._client = None
+        self._script = None
         self._fallback = fallback or MemoryLimiter(clock)
         self._warned_at = 0.0
 
-    def _redis(self):
-        if self._client is None:
+    def _gcra_script(self):
+        if self._script is None:
             import redis
 
             self._client = redis.Redis.from_url(self.url, socket_connect_timeout=REDIS_TIMEOUT_S,
                                                 socket_timeout=REDIS_TIMEOUT_S)
-        return self._client
+            self._script = self._client.register_script(_GCRA_SCRIPT)
+        return self._script
 
     def hit(self, bucket: str, subject: str, limit: Limit) -> Decision:
+        return self._call(bucket, subject, limit, take=True)
+
+    def peek(self, bucket: str, subject: str, limit: Limit) -> Decision:
+        return self._call(bucket, subject, limit, take=False)
+
+    def _call(self, bucket: str, subject: str, limit: Limit, *, take: bool) -> Decision:
         import redis
 
-        index, reset_s = _window(limit, self._clock())
-        key = f"{KEY_PREFIX}:{bucket}:{subject}:{limit.window_s}:{index}"
+        now = self._clock()
+        key = f"{KEY_PREFIX}:{bucket}:{subject}:{limit.window_s}"
         try:
-            pipe = self._redis().pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, limit.window_s + 1)
-            count = int(pipe.execute()[0])
+            allowed, tat = self._gcra_script()(keys=[key], args=[repr(now), repr(limit.interval_s),
+                                                                 limit.window_s, "1" if take else "0"])
         except (redis.RedisError, OSError) as exc:
             self._warn(exc)
-            return self._fallback.hit(bucket, subject, limit)
-        return _decision(count, limit, reset_s)
+            return self._fallback.hit(bucket, subject, limit) if take else self._fallback.peek(bucket, subject, limit)
+        return _decision(bool(int(allowed)), float(tat), now, limit)
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -18,6 +18,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from face3d.api import auth
+from face3d.api.edge import loads_checked, refuse_control_characters
 from face3d.api.forms import request_fingerprint
 from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services
@@ -57,7 +58,7 @@ def read_job_options(form: Any) -> JobOptions:
         raw = dict(form["options"])
     elif form.get("options"):
         try:
-            raw = json.loads(form["options"])
+            raw = loads_checked(form["options"], "options")
         except json.JSONDecodeError as exc:
             raise Face3dError(f"options is not valid JSON: {exc.msg}", ErrorCode.VALIDATION_FAILED) from exc
         if not isinstance(raw, dict):
@@ -168,6 +169,8 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise Face3dError("Idempotency-Key must be 1 to 255 characters", ErrorCode.INVALID_REQUEST)
+    if key is not None:
+        refuse_control_characters(key, "Idempotency-Key")
     return key
 
 
@@ -211,7 +214,11 @@ def _insert_with_input(svc: Services, name: str, data: bytes, media_type: str, f
         job, created = jobs.create_job(
             svc.session_factory, input_name=name, input_key=input_key(job_id, name), input_size=len(data),
             input_sha256=hashlib.sha256(data).hexdigest(), job_id=job_id, request_fingerprint=fingerprint,
-            idempotency_key=auth.scoped_idempotency_key(_idempotency_key()), **row)
+            idempotency_key=auth.scoped_idempotency_key(_idempotency_key()),
+            active_cap=svc.settings.max_active_jobs_per_key, **row)
+    except jobs.TooManyActiveJobs as exc:
+        svc.storage.delete_prefix(job_prefix(job_id))
+        raise auth.too_many_active_jobs(exc.message) from None
     except BaseException:
         svc.storage.delete_prefix(job_prefix(job_id))
         raise

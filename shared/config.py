@@ -227,6 +227,18 @@ class Settings:
     webhook_backoff_s: float = setting("WEBHOOK_BACKOFF_S", 5.0,
             "Delay before the 2nd attempt; doubles for each further attempt.", FLOAT, "5")
     webhook_timeout_s: float = setting("WEBHOOK_TIMEOUT_S", 5.0, "Time limit of one delivery POST.", FLOAT, "5")
+    readyz_timeout_s: float = setting("READYZ_TIMEOUT_S", 2.0,
+            "Time limit of each /readyz check (database, broker, storage write + read); slower counts as down.",
+            FLOAT, "2")
+    decode_memory_bytes: int = setting("DECODE_MEMORY_BYTES", 256 * 1024 ** 2,
+            "Pixel memory one photo may take while decoded (estimated from its header: mode x pixels); larger "
+            "photos are decoded reduced (JPEG draft, PIL reduce) to fit.", INT, "268435456 (256 MiB)")
+    rate_limit_auth_failures: tuple[int, int] | None = setting("RATE_LIMIT_AUTH_FAILURES", (20, 60),
+            "Per client address: failed authentications (missing or unknown key) per window before 429; `off` "
+            "disables.", rate, "20/minute")
+    gpu_worker_fresh_s: float = setting("GPU_WORKER_FRESH_S", 60.0,
+            "A GPU engine (`hrn`) is refused at submit (503 `engine_unavailable`) unless a worker serving it "
+            "announced itself within this many seconds.", FLOAT, "60")
 
     def __post_init__(self) -> None:
         """The defaults that depend on other settings, the one place they are computed."""

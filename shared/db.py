@@ -120,7 +120,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
         parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None or not isinstance(row_id, str):
+        if parsed.tzinfo is None or not isinstance(row_id, str) or not row_id.isascii() or not row_id.isalnum():
             raise ValueError
         return parsed, row_id
     except (ValueError, TypeError, json.JSONDecodeError):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from face3d.shared.db import SessionFactory, get_row, keyset_page, utcnow
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from face3d.shared.models import Job
+from face3d.shared.models import ApiKey, Job
 from face3d.shared.states import RETRYABLE_STATES, TERMINAL_STATES, JobState, parse_state, sources_of
 
 MAX_ERROR_MESSAGE = 4000
@@ -33,11 +33,13 @@ CANCELED_MESSAGE = "canceled on request"
 def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], input_name: str, input_key: str,
                input_size: int, input_sha256: str, idempotency_key: str | None = None,
                request_fingerprint: str | None = None, job_id: str | None = None, owner_id: str | None = None,
-               webhook_url: str | None = None, retry_of: str | None = None) -> tuple[Job, bool]:
+               webhook_url: str | None = None, retry_of: str | None = None,
+               active_cap: int = 0) -> tuple[Job, bool]:
     """Insert a queued job; returns (job, created).
 
     A repeated idempotency key with the same fingerprint returns the first job and created=False; with a different
-    fingerprint it raises Conflict.
+    fingerprint it raises Conflict. ``active_cap`` > 0: the owner's queued + running jobs are counted in the same
+    transaction as the insert, under a lock on the owner's key row, so concurrent submits never pass the cap.
     """
     now = utcnow()
     job = Job(id=job_id or uuid.uuid4().hex, state=JobState.QUEUED, engine=engine, options=dict(options),
@@ -47,12 +49,28 @@ def create_job(sf: SessionFactory, *, engine: str, options: dict[str, Any], inpu
               retry_of=retry_of)
     try:
         with sf.begin() as session:
+            if owner_id is not None and active_cap > 0:
+                _hold_active_cap(session, owner_id, active_cap)
             session.add(job)
         return job, True
     except IntegrityError:
         if idempotency_key is None:
             raise Conflict(f"job id {job.id} already exists") from None
     return _replayed(sf, job.id, idempotency_key, request_fingerprint), False
+
+
+class TooManyActiveJobs(Face3dError):
+    code = ErrorCode.TOO_MANY_ACTIVE_JOBS
+
+
+def _hold_active_cap(session: Session, owner_id: str, cap: int) -> None:
+    """A no-op UPDATE of the key's row takes its row lock (PostgreSQL) or the write lock (SQLite) before counting,
+    so the count and the insert after it are one step for every submit of that key."""
+    session.execute(sa.update(ApiKey).where(ApiKey.id == owner_id).values(name=ApiKey.name))
+    active = session.scalar(_active_query(owner_id)) or 0
+    if active >= cap:
+        raise TooManyActiveJobs(f"this API key already has {active} queued or running jobs (limit {cap}); wait for "
+                                "some to finish", active=active, cap=cap)
 
 
 def _replayed(sf: SessionFactory, job_id: str, key: str, fingerprint: str | None) -> Job:
@@ -127,11 +145,14 @@ def _known_state(state: JobState | str) -> JobState:
 def count_active_jobs(sf: SessionFactory, owner_id: str) -> int:
     """Queued + running single jobs of one owner (the per-key cap). Batch items are left out: a batch queues
     thousands by design, on its own low-priority queue, and must not lock its key out of interactive submits."""
-    query = (sa.select(sa.func.count()).select_from(Job)
-             .where(Job.owner_id == owner_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
-                    Job.batch_id.is_(None)))
     with sf() as session:
-        return int(session.scalar(query) or 0)
+        return int(session.scalar(_active_query(owner_id)) or 0)
+
+
+def _active_query(owner_id: str) -> sa.Select:
+    return (sa.select(sa.func.count()).select_from(Job)
+            .where(Job.owner_id == owner_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                   Job.batch_id.is_(None)))
 
 
 def find_succeeded_by_content(sf: SessionFactory, input_sha256: str, engine: str,

@@ -22,6 +22,9 @@ Resolver = Callable[[str, int], list[str]]
 REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 64 * 1024
 USER_AGENT = "face3d-image-fetch/1"
+# Refused although Python's ipaddress calls them global (its table varies by version): IPv6 site-local (deprecated,
+# still routed inside many networks) and the IETF protocol assignments (192.0.0.8, .9, .10 are flagged global).
+NOT_PUBLIC = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("192.0.0.0/24"))
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ def address_refusal(address: IPAddress, policy: FetchPolicy) -> str | None:
                                    for net in policy.allowed_networks if _same_family(address, net)):
         return None
     for candidate in _embedded_ipv4(address):
-        if not candidate.is_global or candidate.is_multicast or candidate.is_reserved or candidate.is_unspecified:
+        if (not candidate.is_global or candidate.is_multicast or candidate.is_reserved or candidate.is_unspecified
+                or any(candidate in net for net in NOT_PUBLIC if net.version == candidate.version)):
             return "a private, loopback, link-local, multicast or reserved address"
     return None
 

@@ -16,7 +16,8 @@ from tests.api.fakes import finish_job, post_photo
 from tests.stubs import RecordingQueue
 
 FUZZ_ENV = {"AUTH_MODE": "on", "RATE_LIMIT_SUBMIT": "off", "RATE_LIMIT_READ": "off",
-            "RATE_LIMIT_BATCH_ITEMS": "off", "MAX_ACTIVE_JOBS_PER_KEY": "0"}
+            "RATE_LIMIT_BATCH_ITEMS": "off", "RATE_LIMIT_AUTH_FAILURES": "off",
+            "MAX_ACTIVE_JOBS_PER_KEY": "0"}
 ARTIFACT = "face_0.glb"
 
 

@@ -3,6 +3,7 @@ redirect leads there), capped in size and time, pinned to the checked address; a
 IMAGE_URL_ALLOW_PRIVATE=1 (labs, tests)."""
 from __future__ import annotations
 
+import ipaddress
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from face3d.shared.errors import ErrorCode, Face3dError
-from face3d.shared.netguard import FetchPolicy, fetch
+from face3d.shared.netguard import FetchPolicy, address_refusal, fetch
 from tests.api.fakes import assert_problem
 
 FACE = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "g_grayscale_hopper.jpg"
@@ -174,3 +175,11 @@ def test_api_fetches_allowed_url_when_private_is_allowed(url_app, origin, local_
     assert_problem(client.post("/v1/jobs", json={"image_url": f"{origin}/missing.jpg"}), 502, "fetch_failed")
     assert_problem(client.post("/v1/jobs", json={"image_url": 42}), 422, "validation_failed")
     assert_problem(client.post("/v1/jobs", json=["not", "an", "object"]), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("literal", ["fec0::1", "feff:ffff::1", "192.0.0.8", "192.0.0.9", "192.0.0.10", "192.0.0.255",
+                                     "::ffff:192.0.0.8"])
+def test_site_local_and_ietf_protocol_addresses_are_refused_by_the_guard(literal):
+    """The guard function alone, on literal addresses (no resolution, no connection): Python's ipaddress calls
+    these global, so they got through before."""
+    assert address_refusal(ipaddress.ip_address(literal), STRICT) is not None, literal

@@ -66,18 +66,46 @@ def test_counters_live_in_redis_and_are_shared_by_api_processes(make_app, caller
     assert len(stored) == 1
 
 
-def test_memory_limiter_windows_reset():
+def test_memory_limiter_is_a_token_bucket():
+    """GCRA: a burst of `count`, then one more every window/count seconds, and the whole burst after a quiet window."""
     now = [1000.0]
     limiter = MemoryLimiter(clock=lambda: now[0])
     limit = Limit(2, 10)
     assert [limiter.hit("read", "k", limit).allowed for _ in range(3)] == [True, True, False]
-    assert limiter.hit("read", "k", limit).reset_s == 10
-    now[0] = 1009.5
-    assert limiter.hit("read", "k", limit).reset_s == 1
-    now[0] = 1010.0
+    assert limiter.hit("read", "k", limit).reset_s == 5             # the next cell, in window/count seconds
+    now[0] = 1005.0
+    assert [limiter.hit("read", "k", limit).allowed for _ in range(2)] == [True, False]
+    now[0] = 1020.0
     fresh = limiter.hit("read", "k", limit)
     assert (fresh.allowed, fresh.remaining) == (True, 1)
     assert limiter.hit("read", "other", limit).remaining == 1
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_no_burst_of_twice_the_limit_around_a_window_boundary(backend, redis_url):
+    """A fixed window let 2 x count through within a second around its boundary (59 of 30/minute in 3.3 s)."""
+    now = [6000.0 - 0.5]                             # half a second before a minute boundary
+    clock = lambda: now[0]                          # noqa: E731
+    limiter = MemoryLimiter(clock=clock) if backend == "memory" else RedisLimiter(redis_url, clock=clock)
+    limit, subject = Limit(30, 60), f"boundary-{backend}-{now[0]}"
+    allowed = 0
+    for step in range(120):                          # 120 submits in 1 s, straddling the boundary
+        now[0] = 6000.0 - 0.5 + step / 120
+        allowed += limiter.hit("submit", subject, limit).allowed
+    assert allowed <= 31, allowed
+
+
+def test_failed_authentications_are_limited_per_address(make_app, callers):
+    client = make_app(RATE_LIMIT_AUTH_FAILURES="3/minute", RATE_LIMIT_READ="off").test_client()
+    bad = {"Authorization": "Bearer f3d_not-a-key"}
+    assert [client.get("/v1/jobs", headers=bad).status_code for _ in range(3)] == [401, 401, 401]
+    refused = client.get("/v1/jobs", headers=bad)
+    body = assert_problem(refused, 429, "rate_limited")
+    assert "failed authentications" in body["detail"] and int(refused.headers["Retry-After"]) >= 1
+    assert client.get("/v1/jobs").status_code == 429                       # no key at all: the same address
+    other = client.get("/v1/jobs", headers=bad, environ_base={"REMOTE_ADDR": "127.0.0.2"})
+    assert other.status_code == 401                                         # another address has its own budget
+    assert client.get("/v1/jobs", headers=callers.a.headers).status_code == 429   # before any key lookup
 
 
 def test_redis_outage_falls_back_to_process_counters(caplog):
