@@ -79,7 +79,14 @@ class CheckedMultiDict(ImmutableMultiDict):
 
 class CheckedRequest(Request):
     parameter_storage_class = CheckedMultiDict
-    json_module = _CheckedJSON
+
+    @property
+    def json_module(self) -> Any:
+        return _CheckedJSON
+
+    @json_module.setter
+    def json_module(self, value: Any) -> None:
+        """Flask hands each request the app's JSON provider; request bodies keep the checked parser."""
 
 
 def _check_path() -> None:
