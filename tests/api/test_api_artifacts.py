@@ -60,3 +60,10 @@ def test_s3_storage_redirects_to_a_presigned_url(s3_client, obama_bytes, session
     assert "Signature" in location or "X-Amz-Signature" in location
     download = requests.get(location, timeout=10)
     assert download.status_code == 200 and download.content == GLB
+
+
+def test_local_artifacts_are_private_to_caches(client, obama_bytes, session_factory, storage):
+    """A key's files must not be kept by a shared cache (it was `public, max-age=3600`)."""
+    job_id = _finished_job(client, obama_bytes, session_factory, storage)
+    cache_control = client.get(f"/v1/jobs/{job_id}/artifacts/face_0.glb").headers["Cache-Control"]
+    assert "private" in cache_control and "public" not in cache_control, cache_control

@@ -1,12 +1,20 @@
 """Liveness, readiness with real dependencies (and dead ones), and the OpenAPI document."""
 from __future__ import annotations
 
+import dataclasses
+import errno
+import os
+import threading
+import time
+
 import pytest
 from openapi_spec_validator import validate
 
 from face3d.api.app import create_app
-from face3d.shared.storage import S3Storage, make_s3_client
+from face3d.shared.errors import StorageUnavailable
+from face3d.shared.storage import LocalStorage, S3Storage, make_s3_client
 from tests.conftest import free_port
+from tests.stubs import RecordingQueue
 
 
 def test_healthz(client):
@@ -55,3 +63,48 @@ def test_not_ready_names_the_dependency_that_is_down(dead, settings, session_fac
     checks = response.get_json()["checks"]
     assert checks[dead].startswith("unavailable")
     assert all(value == "ok" for name, value in checks.items() if name != dead)
+
+
+class FullDisk(LocalStorage):
+    """A storage folder that still lists and creates files but has no free block (what `check()` used to miss)."""
+
+    def put_bytes(self, key, data, content_type=None):
+        raise StorageUnavailable(f"cannot write {key}: {os.strerror(errno.ENOSPC)}")
+
+
+class Hanging(LocalStorage):
+    """An S3 endpoint that accepts the connection and never answers."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.release = threading.Event()
+
+    def get_bytes(self, key):
+        self.release.wait(30)
+        return b""
+
+
+def _ready(tmp_path, settings, session_factory, storage):
+    settings = dataclasses.replace(settings, readyz_timeout_s=0.5)
+    return _app(settings, session_factory, storage, RecordingQueue()).test_client().get("/readyz")
+
+
+def test_readyz_writes_and_reads_storage_so_a_full_disk_is_not_ready(tmp_path, settings, session_factory):
+    response = _ready(tmp_path, settings, session_factory, FullDisk(tmp_path / "full"))
+    assert response.status_code == 503
+    assert "No space left" in response.get_json()["checks"]["storage"]
+    fine = LocalStorage(tmp_path / "fine")
+    assert _ready(tmp_path, settings, session_factory, fine).status_code == 200
+    assert not [path for path in (tmp_path / "fine").rglob("*") if path.is_file()]     # the probe is removed
+
+
+def test_readyz_answers_within_its_timeout_when_storage_hangs(tmp_path, settings, session_factory):
+    start, hanging = time.monotonic(), Hanging(tmp_path / "hang")
+    try:
+        response = _ready(tmp_path, settings, session_factory, hanging)
+    finally:
+        hanging.release.set()
+    assert time.monotonic() - start < 3
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "broker": "ok",
+                                             "storage": "unavailable: no answer within 0.5 s"}
