@@ -38,10 +38,11 @@ def create_app(
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    edge.init_app(app)
+    app.json.sort_keys = False
     app.extensions["face3d"] = _services(settings, session_factory, storage, queue)
     register_error_handlers(app)
     init_auth(app)
+    edge.init_app(app)          # after authentication: a request without a key is a 401 whatever its path holds
     app.register_blueprint(jobs.bp)
     app.register_blueprint(downloads.bp)
     app.register_blueprint(batches.bp)

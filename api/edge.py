@@ -97,5 +97,4 @@ def _check_path() -> None:
 
 def init_app(app: Flask) -> None:
     app.request_class = CheckedRequest
-    app.json.sort_keys = False
     app.before_request(_check_path)

@@ -41,13 +41,14 @@ _PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
     409: ("Conflict with the resource's state or an Idempotency-Key (code conflict)", ()),
     413: ("Too large: the upload (payload_too_large) or the image's pixel count (image_too_large)", ()),
     415: ("Not a supported image or archive (code unsupported_media_type)", ()),
-    422: ("Well-formed but invalid fields (validation_failed, with `errors`) or URL refused (url_not_allowed)", ()),
+    422: ("Well-formed but invalid fields (validation_failed, with `errors`: also a control character such as NUL "
+          "in any path parameter, query argument, form field or JSON string) or URL refused (url_not_allowed)", ()),
     429: ("Rate limit (rate_limited) or active-job cap (too_many_active_jobs) reached",
           ("Retry-After", *_RATE_HEADERS)),
     502: ("image_url could not be fetched (code fetch_failed)", ()),
     503: ("Database, broker or storage unavailable; retry later", ("Retry-After",)),
 }
-_PROTECTED_PROBLEMS = (401, 429, 503)
+_PROTECTED_PROBLEMS = (401, 422, 429, 503)
 
 
 def _ref(name: str) -> dict[str, str]:

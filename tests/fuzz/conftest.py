@@ -1,5 +1,6 @@
-"""The API for fuzzing: AUTH_MODE=on, SQLite and local storage in a temporary folder, the recording queue instead
-of Celery, no rate limits or active-job cap (they would turn most generated requests into 429s), and a resolver that
+"""The API for fuzzing: AUTH_MODE=on, once on SQLite and once on PostgreSQL (which refuses NUL in text: the strings
+schemathesis generates with NUL must be refused at the edge, not reach it), local storage in a temporary folder,
+the recording queue instead of Celery, no rate limits or active-job cap (they would turn most generated requests into 429s), and a resolver that
 answers every host with a loopback address, so a generated URL is refused (422) without any DNS or network use."""
 from __future__ import annotations
 
@@ -58,18 +59,15 @@ def loopback_only(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple
 
 
 @pytest.fixture(scope="module")
-def fuzz_api(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Iterator[FuzzApi]:
+def fuzz_api(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path, db_url: str) -> Iterator[FuzzApi]:
     from face3d.api.app import create_app
     from face3d.shared.keys import create_key
     from face3d.shared.config import load_settings
     from face3d.shared.db import make_engine, make_session_factory
-    from face3d.shared.migrations import upgrade
     from face3d.shared.storage import LocalStorage
 
     root = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{root / 'face3d.db'}"
-    upgrade(url)
-    session_factory = make_session_factory(make_engine(url))
+    session_factory = make_session_factory(make_engine(db_url))
     storage = LocalStorage(root / "storage")
     settings = load_settings(env=FUZZ_ENV, data_dir=root / "data")
     app = create_app(settings, session_factory=session_factory, storage=storage, queue=RecordingQueue())
