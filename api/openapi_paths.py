@@ -40,7 +40,7 @@ _PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
     404: ("No such resource, or one of another API key (code not_found)", ()),
     409: ("Conflict with the resource's state or an Idempotency-Key (code conflict)", ()),
     413: ("Too large: the upload (payload_too_large) or the image's pixel count (image_too_large)", ()),
-    415: ("Not a supported image or archive (code unsupported_media_type)", ()),
+    415: ("Not a supported image or archive, or an empty file (code unsupported_media_type)", ()),
     422: ("Well-formed but invalid fields (validation_failed, with `errors`: also a control character such as NUL "
           "in any path parameter, query argument, form field or JSON string) or URL refused (url_not_allowed)", ()),
     429: ("Rate limit (rate_limited) or active-job cap (too_many_active_jobs) reached",

@@ -143,7 +143,7 @@ def webhook_url_of(settings: Settings, options: JobOptions) -> str | None:
 
 def require_image_bytes(data: bytes, max_bytes: int) -> str:
     if data == b"":
-        raise Face3dError("the 'image' file is empty", ErrorCode.INVALID_REQUEST)
+        raise Face3dError("the 'image' file is empty: not a supported image", ErrorCode.UNSUPPORTED_MEDIA_TYPE)
     return check_image_bytes(data, max_bytes)
 
 

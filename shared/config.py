@@ -230,9 +230,9 @@ class Settings:
     readyz_timeout_s: float = setting("READYZ_TIMEOUT_S", 2.0,
             "Time limit of each /readyz check (database, broker, storage write + read); slower counts as down.",
             FLOAT, "2")
-    decode_memory_bytes: int = setting("DECODE_MEMORY_BYTES", 256 * 1024 ** 2,
+    decode_memory_bytes: int = setting("DECODE_MEMORY_BYTES", 320 * 1024 ** 2,
             "Pixel memory one photo may take while decoded (estimated from its header: mode x pixels); larger "
-            "photos are decoded reduced (JPEG draft, PIL reduce) to fit.", INT, "268435456 (256 MiB)")
+            "photos are decoded reduced (JPEG draft, PIL reduce) to fit.", INT, "335544320 (320 MiB)")
     rate_limit_auth_failures: tuple[int, int] | None = setting("RATE_LIMIT_AUTH_FAILURES", (20, 60),
             "Per client address: failed authentications (missing or unknown key) per window before 429; `off` "
             "disables.", rate, "20/minute")

@@ -26,7 +26,7 @@ def process_photo(data: bytes, name: str, engine: Engine, options: Options, outd
     if progress is not None:
         progress("decode")
     start = time.perf_counter()
-    photo = decode_image(data, name=name, max_pixels=options.max_pixels)
+    photo = decode_image(data, name=name, max_pixels=options.max_pixels, memory_bytes=options.decode_memory_bytes)
     decode_ms = (time.perf_counter() - start) * 1000
     recon = engine.reconstruct(photo, options, progress)
     recon.timings_ms = {"decode": decode_ms, **recon.timings_ms}

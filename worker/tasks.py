@@ -113,7 +113,8 @@ def _reconstruct(ctx: WorkerContext, job: models.Job, lost: threading.Event | No
     progress = ProgressReporter(ctx.session_factory, job.id, lost)
     data = with_storage_retries(lambda: ctx.storage.get_bytes(job.input_key))
     options = options_for_engine(job.options)
-    options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels))
+    options = dataclasses.replace(options, max_pixels=min(options.max_pixels, ctx.settings.max_pixels),
+                                  decode_memory_bytes=ctx.settings.decode_memory_bytes)
     publisher = ArtifactPublisher(ctx.session_factory, ctx.storage, job.id, _upload_all, result_summary, progress)
     progress("load_engine")
     engine = get_engine(job.engine)

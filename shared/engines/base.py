@@ -26,7 +26,7 @@ TEXTURED_OUTPUTS = frozenset({"obj", "glb", "vis", "video", "gif", "ply", "usdz"
 @dataclass(frozen=True)
 class Options:
     """What one reconstruction is asked for. The public options' defaults, ranges and meaning are declared once in
-    shared/options.py; the rest are the service's own (min_face_px, max_pixels)."""
+    shared/options.py; the rest are the service's own (min_face_px, max_pixels, decode_memory_bytes)."""
 
     max_faces: int = ENGINE_DEFAULTS["max_faces"]
     min_face_px: int = 10          # smallest face box side, in photo pixels, that is reconstructed
@@ -37,6 +37,7 @@ class Options:
     sweep_degrees: float = ENGINE_DEFAULTS["sweep_degrees"]
     render_size: int = ENGINE_DEFAULTS["render_size"]
     max_pixels: int = 50_000_000   # decoded pixel limit (decompression-bomb guard)
+    decode_memory_bytes: int = 320 * 1024 ** 2   # DECODE_MEMORY_BYTES: larger photos are decoded reduced
     outputs: frozenset[str] = frozenset(ENGINE_DEFAULTS["outputs"])   # see OUTPUTS; "json" alone: no texture
     units: str | None = None       # OBJ / PLY / STL length unit, "m" or "mm" (default: mm closed, m open; glTF: m)
     solid: bool = ENGINE_DEFAULTS["solid"]   # close OBJ and PLY into a solid too (STL and 3MF always are)

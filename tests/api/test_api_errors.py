@@ -28,8 +28,9 @@ def test_missing_image_part_is_400(client):
     assert_problem(response, 400, "invalid_request")
 
 
-def test_empty_image_is_400(client):
-    assert_problem(post_photo(client, b""), 400, "invalid_request")
+def test_empty_image_is_415_as_documented(client):
+    """An empty file is no image: 415, like any other non-image (it was 400 while the docs said 415)."""
+    assert_problem(post_photo(client, b""), 415, "unsupported_media_type")
 
 
 def test_non_image_bytes_are_415_whatever_the_name(client, queue):

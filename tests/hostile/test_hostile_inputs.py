@@ -71,7 +71,7 @@ HTML = b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>"
 
 # name -> (file name, bytes, options, expected: ("http", status, code) or ("job", state, code-or-None))
 REFUSED_AT_SUBMIT = {
-    "empty": ("empty.jpg", lambda: b"", None, (400, "invalid_request")),
+    "empty": ("empty.jpg", lambda: b"", None, (415, "unsupported_media_type")),
     "svg": ("face.svg", lambda: SVG, None, (415, "unsupported_media_type")),
     "pdf": ("face.pdf", lambda: PDF, None, (415, "unsupported_media_type")),
     "html": ("index.html", lambda: HTML, None, (415, "unsupported_media_type")),
