@@ -127,14 +127,27 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = _HTTP_CODES.get(status, ErrorCode.INTERNAL if status >= 500 else ErrorCode.INVALID_REQUEST)
     headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
-    detail = _upload_limit_detail() if status == 413 else error.description
+    detail = _too_large_detail(error) if status == 413 else error.description
     return problem_response(status, code, detail, headers=headers)
 
 
-def _upload_limit_detail() -> str:
+def _too_large_detail(error: HTTPException) -> str:
+    """Werkzeug raises the same bare 413 for three limits; the function that raised it says which one it was."""
+    raised_in = _innermost_function(error)
+    if raised_in == "next_event":          # MultipartDecoder counting parts
+        return f"the form has more than {request.max_form_parts} parts"
+    if raised_in in ("receive_data", "parse"):     # a text field over the in-memory limit
+        return f"a form field other than a file is larger than {request.max_form_memory_size} bytes"
     services = current_app.extensions.get("face3d")
     limit = services.settings.max_upload_bytes if services else current_app.config.get("MAX_CONTENT_LENGTH")
     return f"the upload is larger than the limit of {limit} bytes"
+
+
+def _innermost_function(error: BaseException) -> str | None:
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace.tb_frame.f_code.co_name if trace is not None else None
 
 
 def _database_error(error: Exception) -> Response:

@@ -82,3 +82,20 @@ def test_unexpected_failure_is_a_bare_500(settings, session_factory, queue, obam
     app = create_app(settings, session_factory=session_factory, storage=BrokenStorage(), queue=queue)
     body = assert_problem(post_photo(app.test_client(), obama_bytes), 500, "internal")
     assert "secret" not in json.dumps(body)
+
+
+def _multipart(parts: list[tuple[str, bytes]]) -> bytes:
+    body = b"".join(b'--b\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n' + value + b"\r\n"
+                    for name, value in parts)
+    return body + b"--b--\r\n"
+
+
+def test_too_many_form_parts_and_a_too_large_form_field_are_named_as_such(client):
+    """Both were reported as 'the upload is larger than the limit of 20971520 bytes' (a 10,000-part form too)."""
+    many = client.post("/v1/jobs", data=_multipart([(f"f{i}", b"x") for i in range(10_000)]),
+                       content_type="multipart/form-data; boundary=b")
+    assert "more than 1000 parts" in assert_problem(many, 413, "payload_too_large")["detail"]
+    field = client.post("/v1/jobs", data=_multipart([("options", b"x" * 600_000)]),
+                        content_type="multipart/form-data; boundary=b")
+    assert "larger than 500000 bytes" in assert_problem(field, 413, "payload_too_large")["detail"]
+    assert "20971520" not in field.get_json()["detail"]
