@@ -20,16 +20,18 @@ MAX_SERVER_WAIT_S = 30          # per request; the server caps Prefer: wait at 6
 UPDATE_POLL_S = 1.0             # between two polls while a caller shows progress (wait(on_update=...))
 RECONNECT_GIVE_UP_S = 120       # wait() without a timeout stops retrying an unreachable server after this
 RECONNECT_BACKOFF = Backoff(first_s=0.25, max_s=5.0)
+SUBMIT_RECONNECT_S = 5          # a submit retries a refused connection this long (an API restart), then says so
 
 
 class ApiError(Face3dError):
     """The server answered with a problem+json error (or something that is not JSON at all)."""
 
-    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+    def __init__(self, status: int, problem: Mapping[str, Any], retry_after_s: float | None = None) -> None:
         code = _error_code(problem.get("code"))
         super().__init__(str(problem.get("detail") or problem.get("title") or f"HTTP {status}"), code)
         self.status = status
         self.problem = dict(problem)
+        self.retry_after_s = retry_after_s          # the server's Retry-After, in seconds, when it sent one
 
 
 class ServerUnreachable(Face3dError):
@@ -72,9 +74,13 @@ class Face3dClient:
         path = Path(path)
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         form = {"options": json.dumps(_options_dict(options))}
-        with path.open("rb") as image:
-            job = Job.model_validate(self._request(
-                "POST", "/v1/jobs", files={"image": (path.name, image)}, data=form, headers=headers))
+
+        def post() -> Any:
+            with path.open("rb") as image:
+                return self._request("POST", "/v1/jobs", files={"image": (path.name, image)}, data=form,
+                                     headers=headers)
+
+        job = Job.model_validate(self._retrying(post))
         if wait is False or job.state.is_terminal:
             return job
         return self.wait(job.id, timeout=None if wait is True else float(wait))
@@ -90,8 +96,9 @@ class Face3dClient:
         ``on_update`` is called with the job whenever its state, stage or progress changed; it then polls every
         UPDATE_POLL_S instead of holding one long request, which would answer only at the end.
 
-        A server that restarts or is briefly unavailable (connection errors, 502/503/504) is retried with backoff
-        until ``timeout``, or for RECONNECT_GIVE_UP_S without a timeout."""
+        A server that restarts or is briefly unavailable (connection errors, 502/503/504) or rate-limits the polls
+        (429) is retried with backoff, at least its Retry-After, until ``timeout``, or for RECONNECT_GIVE_UP_S
+        without a timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         retry, seen = _Reconnect(), None
         while True:
@@ -99,7 +106,7 @@ class Face3dClient:
             try:
                 job = self.get(job_id, wait_s=None if on_update else max(1, min(MAX_SERVER_WAIT_S, int(remaining))))
             except Face3dError as error:
-                if not _transient(error) or not retry.sleep(deadline):
+                if not _transient(error) or not retry.sleep(deadline, _retry_after(error)):
                     raise
                 continue
             retry.reset()
@@ -208,6 +215,19 @@ class Face3dClient:
         finally:
             partial.unlink(missing_ok=True)
 
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        """``call()`` again while the server is unreachable, answers 429 or 502/503/504: after its Retry-After when
+        it sends one, else with backoff, for at most RECONNECT_GIVE_UP_S (SUBMIT_RECONNECT_S while nothing answers). For requests that are safe to repeat:
+        a submit sends the same Idempotency-Key every time, so a retried one never makes a second job."""
+        refused, busy = _Reconnect(SUBMIT_RECONNECT_S), _Reconnect()
+        while True:
+            try:
+                return call()
+            except Face3dError as error:
+                retry = refused if isinstance(error, ServerUnreachable) else busy
+                if not _transient(error) or not retry.sleep(None, _retry_after(error)):
+                    raise
+
     def _request(self, method: str, path: str, extra_timeout: float = 0, **kwargs: Any) -> Any:
         url = self.server_url + path
         try:
@@ -221,25 +241,32 @@ class Face3dClient:
 
 
 def _transient(error: Face3dError) -> bool:
-    return isinstance(error, ServerUnreachable) or (isinstance(error, ApiError) and error.status in (502, 503, 504))
+    return isinstance(error, ServerUnreachable) or (isinstance(error, ApiError) and error.status in (429, 502, 503,
+                                                                                                      504))
+
+
+def _retry_after(error: Face3dError) -> float:
+    return (error.retry_after_s or 0.0) if isinstance(error, ApiError) else 0.0
 
 
 class _Reconnect:
     """Waits between attempts to reach a server that went away (RECONNECT_BACKOFF), and gives up at the deadline
     or after RECONNECT_GIVE_UP_S of failures in a row."""
 
-    def __init__(self) -> None:
+    def __init__(self, give_up_s: float = RECONNECT_GIVE_UP_S) -> None:
+        self.give_up_s = give_up_s
         self.reset()
 
     def reset(self) -> None:
         self.failures, self.failing_since = 0, None
 
-    def sleep(self, deadline: float | None) -> bool:
+    def sleep(self, deadline: float | None, at_least_s: float = 0.0) -> bool:
+        """Wait before the next attempt (the backoff, or ``at_least_s``: a Retry-After); False: give up instead."""
         now = time.monotonic()
         self.failing_since = self.failing_since or now
         self.failures += 1
-        delay = RECONNECT_BACKOFF.delay(self.failures)
-        give_up = deadline if deadline is not None else self.failing_since + RECONNECT_GIVE_UP_S
+        delay = max(RECONNECT_BACKOFF.delay(self.failures), at_least_s)
+        give_up = deadline if deadline is not None else self.failing_since + self.give_up_s
         if now + delay >= give_up:
             return False
         time.sleep(delay)
@@ -261,7 +288,9 @@ def _api_error(response: requests.Response) -> ApiError:
         problem = {"title": response.reason, "detail": response.text[:300]}
     if not isinstance(problem, dict):
         problem = {"detail": str(problem)[:300]}
-    return ApiError(response.status_code, problem)
+    retry_after = response.headers.get("Retry-After", "").strip()
+    seconds = float(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
+    return ApiError(response.status_code, problem, retry_after_s=seconds)
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: int = 300,

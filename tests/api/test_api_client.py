@@ -71,3 +71,69 @@ def test_cli_reports_errors_without_traceback(server, tmp_path):
     text_file.write_text("hello")
     result = runner.invoke(submit, [str(text_file), "--server", server])
     assert result.exit_code == 1 and "unsupported_media_type" in result.output
+
+
+class Refusing:
+    """WSGI middleware: answers the first ``times`` requests matching ``method`` with ``status`` and Retry-After,
+    then passes every request on; remembers each Idempotency-Key it saw."""
+
+    def __init__(self, app, method: str, status: int, times: int, retry_after: str = "1") -> None:
+        self.app, self.method, self.status, self.left, self.retry_after = app, method, status, times, retry_after
+        self.keys: list[str | None] = []
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] == self.method:
+            self.keys.append(environ.get("HTTP_IDEMPOTENCY_KEY"))
+            if self.left > 0:
+                self.left -= 1
+                start_response(f"{self.status} Refused", [("Content-Type", "application/problem+json"),
+                                                          ("Retry-After", self.retry_after)])
+                return [b'{"status": %d, "code": "rate_limited", "title": "Too Many Requests"}' % self.status]
+        return self.app(environ, start_response)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_submit_honours_retry_after_with_the_same_idempotency_key(app, faces_dir, session_factory, status):
+    """`submit` gave up at the first 429 (and `submit --wait` exited on it)."""
+    import time
+
+    from face3d.shared import jobs
+
+    refusing = Refusing(app, "POST", status, times=2)
+    with LiveServer(refusing) as url:
+        start = time.monotonic()
+        job = Face3dClient(url, timeout=10).submit(faces_dir / "a_frontal_obama.jpg")
+        elapsed = time.monotonic() - start
+    assert job.state.value == "queued" and elapsed >= 2.0        # Retry-After: 1, twice
+    assert len(refusing.keys) == 3 and len(set(refusing.keys)) == 1 and refusing.keys[0]
+    assert [row.id for row in jobs.list_jobs(session_factory, limit=10)[0]] == [job.id]
+
+
+def test_wait_rides_out_429_on_its_polls(server, faces_dir, app):
+    client = Face3dClient(server, timeout=10)
+    job = client.submit(faces_dir / "a_frontal_obama.jpg")
+    with LiveServer(Refusing(app, "GET", 429, times=2)) as url:
+        assert Face3dClient(url, timeout=10).wait(job.id, timeout=30).state.value == "succeeded"
+
+
+def test_submit_retries_a_refused_connection_until_the_api_is_back(app, faces_dir, session_factory):
+    from werkzeug.serving import make_server
+
+    from face3d.shared import jobs
+
+    port = free_port()
+    started: dict = {}
+
+    def start_later() -> None:
+        started["server"] = make_server("127.0.0.1", port, app, threaded=True)
+        started["server"].serve_forever()
+
+    threading.Timer(1.5, start_later).start()
+    try:
+        job = Face3dClient(f"http://127.0.0.1:{port}", timeout=5).submit(faces_dir / "a_frontal_obama.jpg")
+    finally:
+        while "server" not in started:
+            threading.Event().wait(0.1)
+        started["server"].shutdown()
+        started["server"].server_close()
+    assert [row.id for row in jobs.list_jobs(session_factory, limit=10)[0]] == [job.id]
