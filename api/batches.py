@@ -20,7 +20,7 @@ from face3d.api.edge import loads_checked
 from face3d.api.forms import BatchCreate, BatchItemIn
 from face3d.api.problems import RequestValidationError
 from face3d.api.services import Services, services
-from face3d.api.submission import engine_and_options
+from face3d.api.submission import engine_and_options, require_engine_served
 from face3d.shared import batches, expansion, jobs
 from face3d.shared.batch_sources import check_item_shapes, reference_item
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError
@@ -49,6 +49,7 @@ def create_batch() -> Response:
     if items is not None and body.s3_prefix is not None:
         raise Face3dError("give 'items' or 's3_prefix', not both", ErrorCode.VALIDATION_FAILED)
     engine, options = engine_and_options(svc.settings, body.options)
+    require_engine_served(svc, engine)
     if body.s3_prefix is not None:
         batch_sources.check_prefix(svc.settings, body.s3_prefix)
         batch = _new_batch(svc, engine, options, body.s3_prefix, body.name, expanding=True)

@@ -40,6 +40,7 @@ def submit(svc: Services) -> tuple[Job, bool]:
     upload = read_image(svc.settings)
     options = read_job_options(submission_fields())
     engine, engine_options = engine_and_options(svc.settings, options)
+    require_engine_served(svc, engine)
     webhook_url = webhook_url_of(svc.settings, options)
     auth.enforce_active_job_cap(svc.settings, svc.session_factory)
     data = upload.read()
@@ -129,6 +130,15 @@ def engine_and_options(settings: Settings, options: JobOptions) -> tuple[str, di
     return engine, {**options.engine_options(), "max_pixels": settings.max_pixels}
 
 
+def require_engine_served(svc: Services, engine: str) -> None:
+    """503 engine_unavailable for a GPU engine no worker has announced lately: such a job would only wait, and
+    count against the active-job cap, until a GPU worker came."""
+    if engine in svc.settings.gpu_engines and not svc.queue.engine_announced(engine):
+        raise Face3dError(f"no worker for engine {engine!r} has announced itself in the last "
+                          f"{svc.settings.gpu_worker_fresh_s:g} s; retry when a GPU worker runs",
+                          ErrorCode.ENGINE_UNAVAILABLE)
+
+
 def webhook_url_of(settings: Settings, options: JobOptions) -> str | None:
     from face3d.shared.webhooks import check_webhook_url
 
@@ -190,6 +200,7 @@ def retry(svc: Services, failed: Job) -> tuple[Job, bool]:
     """POST /v1/jobs/{id}/retry: the failed job's stored input submitted again as a new job with the same engine,
     options, owner and webhook, linked to it by ``retry_of``. The old job stays as it is."""
     jobs.require_retryable(failed)
+    require_engine_served(svc, failed.engine)
     auth.enforce_active_job_cap(svc.settings, svc.session_factory)
     try:
         data = svc.storage.get_bytes(failed.input_key)

@@ -6,6 +6,8 @@ Task names are part of the messages already in queues: they never change with th
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Iterable
 
 from celery import Celery
@@ -27,6 +29,9 @@ GPU_QUEUE = "gpu"
 BATCH_QUEUE = "batch"           # batch items, read after the interactive queues
 WEBHOOK_QUEUE = "webhooks"      # deliveries and their retries never wait behind queued jobs
 QUEUES = (CPU_QUEUE, GPU_QUEUE, BATCH_QUEUE, WEBHOOK_QUEUE)
+# A worker able to run an engine of GPU_ENGINES refreshes this key (expiring after GPU_WORKER_FRESH_S) while it
+# runs; the API refuses that engine while it is absent, instead of queueing jobs nobody will take.
+ENGINE_SEEN_KEY = "face3d:engine-seen:{engine}"
 # The order `face3d serve`'s worker reads them in (priority order): interactive jobs, webhook retries, batch items.
 SERVE_QUEUES = (CPU_QUEUE, GPU_QUEUE, WEBHOOK_QUEUE, BATCH_QUEUE)
 SOFT_LIMIT_MARGIN_S = 15
@@ -174,6 +179,22 @@ class JobQueue:
                     return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
                 except ChannelError:        # never declared, or (Redis) emptied: an empty list key does not exist
                     return 0
+        except BROKER_ERRORS as exc:
+            raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
+
+    def announce_engines(self, engines: Iterable[str], fresh_s: float) -> None:
+        """Say that a worker serving ``engines`` is alive, for the next ``fresh_s`` seconds."""
+        with self.celery_app.pool.acquire(block=True) as connection:
+            client = connection.default_channel.client
+            for engine in engines:
+                client.set(ENGINE_SEEN_KEY.format(engine=engine), f"{time.time():.3f}", ex=max(1, math.ceil(fresh_s)))
+
+    def engine_announced(self, engine: str) -> bool:
+        """Whether a worker serving ``engine`` announced itself within GPU_WORKER_FRESH_S."""
+        try:
+            with self.celery_app.pool.acquire(block=True) as connection:
+                connection.ensure_connection(max_retries=1)
+                return bool(connection.default_channel.client.exists(ENGINE_SEEN_KEY.format(engine=engine)))
         except BROKER_ERRORS as exc:
             raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
 

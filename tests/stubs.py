@@ -19,6 +19,7 @@ class RecordingQueue:
         self.on_send: Callable[[str], None] | None = None  # runs on each sent job id: a fake worker
         self.fail_with: Exception | None = None        # raised by every send instead of recording it
         self.broker_down = False                       # check() and depth() raise
+        self.engines_seen: set[str] | None = None      # engines a worker announced (None: every engine)
 
     def send_job(self, job_id: str, engine: str) -> None:
         if self.fail_with is not None:
@@ -52,6 +53,12 @@ class RecordingQueue:
         if self.broker_down:
             raise Face3dError("the job queue is unreachable (stub)", ErrorCode.BROKER_UNAVAILABLE)
         return self.depths.get(queue, 0)
+
+    def announce_engines(self, engines: Iterable[str], fresh_s: float) -> None:
+        self.engines_seen = {*(self.engines_seen or ()), *engines}
+
+    def engine_announced(self, engine: str) -> bool:
+        return self.engines_seen is None or engine in self.engines_seen
 
     def check(self) -> None:
         if self.broker_down:

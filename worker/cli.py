@@ -7,10 +7,14 @@ import os
 import signal
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from face3d.shared.queue import CPU_QUEUE, SERVE_QUEUES
+
+if TYPE_CHECKING:
+    from face3d.shared.config import Settings
 
 # The modules whose tasks a worker consumes (a sender needs only their names, from shared.queue).
 TASK_MODULES = ("face3d.worker.tasks", "face3d.worker.batch_tasks", "face3d.worker.webhooks")
@@ -31,7 +35,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     from face3d.shared.config import load_settings
     from face3d.shared.engines.hrn.gpu_worker import prepare_gpu_worker
     from face3d.shared.migrations import upgrade
-    from face3d.shared.queue import QUEUES, make_celery
+    from face3d.shared.queue import QUEUES
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = set(names) - set(QUEUES)
@@ -39,7 +43,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
         raise click.BadParameter(f"choose from {', '.join(QUEUES)}", param_hint="--queues")
     settings = load_settings()
     try:  # the gpu queue: refuse unsafe pool options; HRN warm-up, health status, poisoned-child exit
-        prepare_gpu_worker(pool, concurrency or settings.worker_concurrency, names)
+        gpu_worker = prepare_gpu_worker(pool, concurrency or settings.worker_concurrency, names)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if migrate:
@@ -49,11 +53,21 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
             "-P", pool, "-l", loglevel, "-n", f"face3d-{'-'.join(names)}-{os.getpid()}@{socket.gethostname()}",
             "--without-gossip", "--without-mingle"]
     if not settings.uses_embedded_broker:
-        make_celery(settings, include=TASK_MODULES).worker_main(argv)
+        _run_worker(settings, argv, gpu_worker)
         return
     with embedded_broker(settings.data_dir) as broker:
-        settings = dataclasses.replace(settings, broker_url=broker.url)
-        make_celery(settings, include=TASK_MODULES).worker_main(argv)
+        _run_worker(dataclasses.replace(settings, broker_url=broker.url), argv, gpu_worker)
+
+
+def _run_worker(settings: "Settings", argv: list[str], gpu_worker: bool) -> None:
+    """A GPU worker (HRN installed, consuming the gpu queue) announces GPU_ENGINES while it runs."""
+    from face3d.shared.queue import JobQueue, make_celery
+    from face3d.worker.heartbeat import announce_engines_while_running
+
+    app = make_celery(settings, include=TASK_MODULES)
+    if gpu_worker:
+        announce_engines_while_running(JobQueue(app, settings), settings)
+    app.worker_main(argv)
 
 
 def _warm_up_after_fork(pool: str, processes: int, render_threads: int) -> None:

@@ -15,11 +15,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from face3d.shared import db, jobs, models
 from face3d.shared.config import Settings
 from face3d.shared.errors import JobCanceled, NotFound
 from face3d.shared.states import JobState
+
+if TYPE_CHECKING:
+    from face3d.shared.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +113,24 @@ def _local_process_dead(worker: str | None) -> bool:
     except (OSError, IndexError):
         return False
     return state in ("Z", "X")
+
+
+def announce_engines_while_running(queue: "JobQueue", settings: Settings,
+                                   stop: threading.Event | None = None) -> threading.Thread:
+    """A daemon thread that announces GPU_ENGINES every third of GPU_WORKER_FRESH_S (the API refuses those engines
+    while no announcement is fresh); a broker that does not answer is logged and tried again at the next beat."""
+    stop = stop or threading.Event()
+    every_s = max(0.5, settings.gpu_worker_fresh_s / 3)
+
+    def run() -> None:
+        while True:
+            try:
+                queue.announce_engines(settings.gpu_engines, settings.gpu_worker_fresh_s)
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not announce engines %s: %s", ", ".join(settings.gpu_engines), exc)
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=run, name="engine-announcer", daemon=True)
+    thread.start()
+    return thread
