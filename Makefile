@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-latency bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures clean
+.PHONY: install run test test-fast bench bench-engine bench-latency bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures bench-memory clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,9 @@ bench-accuracy: install   # AFLW=<folder> for any AFLW2000-3D folder with a grou
 
 bench-textures: install   # FACES=<folder> for another folder of photos, e.g. $(AFLW) with ARGS=--summary
 	$(BIN)/python bench/bench_textures.py $(FACES) $(ARGS)
+
+bench-memory: install   # worker peak RSS on a photo of MAX_PIXELS (the README's Memory figures)
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

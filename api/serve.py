@@ -156,7 +156,8 @@ def child_environment(settings: "Settings") -> dict[str, str]:
 
 
 def worker_command(workers: int) -> list[str]:
-    # cpu and gpu: without a GPU worker an `hrn` job then fails with engine_unavailable instead of waiting forever.
+    # cpu and gpu: an `hrn` job that got past the submit check (a GPU worker announced itself, then left) fails
+    # with engine_unavailable here instead of waiting forever.
     # webhooks: delivery retries, ahead of batch items. batch last: with the priority queue order it only runs when
     # no interactive job waits.
     from face3d.shared.queue import SERVE_QUEUES
