@@ -42,7 +42,7 @@ class SubmitForm(BaseModel):
 
     image: bytes | None = Field(None, json_schema_extra=_form_field(_IMAGE_PART),
                                 description="The photo (JPEG, PNG, GIF, WebP, BMP, TIFF).")
-    image_url: str | None = Field(None, max_length=2048, json_schema_extra=_form_field(),
+    image_url: str | None = Field(None, min_length=1, max_length=2048, json_schema_extra=_form_field(),
                                   description="http(s) URL of the photo, instead of image.")
     options: str | None = Field(None, json_schema_extra=_form_field(),
                                 description="JSON object of JobOptions; the fields may also be sent one by one.")
@@ -55,7 +55,7 @@ class UrlSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_url: str = Field(max_length=2048, description="http(s) URL of the photo.")
+    image_url: str = Field(min_length=1, max_length=2048, description="http(s) URL of the photo.")
     options: JobOptions | None = None
 
 
@@ -77,8 +77,13 @@ class BatchItemForm(BaseModel):
                              description="Item name, unique in the batch (default: the file name).")
 
 
+# Not both items and s3_prefix (neither: an empty batch).
+_NOT_BOTH = {"not": {"required": ["items", "s3_prefix"],
+                     "properties": {"items": {"type": "array"}, "s3_prefix": {"type": "string"}}}}
+
+
 class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_NOT_BOTH)
 
     items: list[BatchItemIn] | None = Field(None, description="Photos to add; omit for an empty batch that "
                                                               "receives items through POST /v1/batches/{id}/items.")

@@ -36,6 +36,8 @@ def openapi_document() -> dict[str, Any]:
         [(model, "serialization") for model in SERIALIZED] + [(model, "validation") for model in VALIDATED],
         ref_template=REF,
     )
+    for model in VALIDATED:
+        _refuse_control_characters(defs.get("$defs", {}).get(model.__name__, {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "face3d API", "version": "1.0.0", "description": DESCRIPTION},
@@ -51,6 +53,23 @@ def openapi_document() -> dict[str, Any]:
                 "description": "An API key made with `face3d keys create` (only checked with AUTH_MODE=on)."}},
         },
     }
+
+
+# What api/edge.py refuses in every string of a request: C0 and C1 controls, DEL (surrogates cannot be sent).
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
+def _refuse_control_characters(schema: Any) -> None:
+    """Say so in the document: each free-text string of a request body gets the pattern the edge enforces."""
+    if isinstance(schema, list):
+        for item in schema:
+            _refuse_control_characters(item)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(schema):
+            schema["pattern"] = NO_CONTROL_CHARACTERS
+        for key, value in schema.items():
+            if key not in ("enum", "const", "default", "examples"):
+                _refuse_control_characters(value)
 
 
 def _webhook_operation() -> dict[str, Any]:

@@ -49,6 +49,13 @@ _PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
     503: ("Database, broker or storage unavailable; retry later", ("Retry-After",)),
 }
 _PROTECTED_PROBLEMS = (401, 422, 429, 503)
+# Not from the app: gunicorn (and a proxy in front) refuse a request line over 4,094 bytes before it runs.
+_URI_TOO_LONG = {"description": "Request line too long (answered by the HTTP server in front of the app)"}
+_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_ARTIFACT_NAME = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,120}$"}
+_CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": 1024}
+_STATE_NAMES = "|".join(state.value for state in JobState)
+_STATE_LIST = {"type": "string", "pattern": f"^(terminal|( *({_STATE_NAMES})? *,?)*)$"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -91,12 +98,13 @@ def _operation(op_id: str, summary: str, tag: str, responses: dict[str, Any], *,
         for status, response in responses.items():
             if int(status) < 400:
                 response.setdefault("headers", {}).update(_header_refs(*_RATE_HEADERS))
-    operation["responses"] = {**responses, **{str(status): _problem(status) for status in sorted(set(problems))}}
+    operation["responses"] = {**responses, **{str(status): _problem(status) for status in sorted(set(problems))},
+                              "414": _URI_TOO_LONG}
     return operation
 
 
-def _path_param(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": _STR}
+def _path_param(name: str, description: str, schema: dict[str, Any] = _ID) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
 
 
 def _body(content: dict[str, str]) -> dict[str, Any]:
@@ -112,7 +120,8 @@ _WAIT_FOR = {"name": "wait_for", "in": "query", "required": False,
                             "OBJ/MTL/PNG/GLB files and result.json) instead of when the job finishes; the job's "
                             "`milestones` then names it. `succeeded` still means every file is stored."}
 _IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                               "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
                     "description": "Replaying a key with the same request returns the same job (200/202 with "
                                    "Idempotent-Replayed: true); with a different request: 409."}
 _JOB_ID = _path_param("job_id", "Job id")
@@ -128,7 +137,7 @@ def _page_parameters(max_limit: int) -> list[dict[str, Any]]:
     return [
         {"name": "limit", "in": "query", "description": "Page size (empty: 50).",
          "schema": _or_empty({"type": "integer", "minimum": 1, "maximum": max_limit, "default": DEFAULT_LIMIT})},
-        {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor of the previous page"}]
+        {"name": "cursor", "in": "query", "schema": _CURSOR, "description": "next_cursor of the previous page"}]
 
 
 def paths() -> dict[str, Any]:
@@ -166,7 +175,8 @@ def _job_paths() -> dict[str, Any]:
                                        "model/gltf-binary", "content": {"*/*": {}}},
                 "302": {"description": "Redirect to a presigned object-storage URL",
                         "headers": _header_refs("Location")}},
-            problems=(404,), parameters=[_JOB_ID, _path_param("name", "Artifact name, e.g. face_0.glb")])},
+            problems=(404,), parameters=[_JOB_ID, _path_param("name", "Artifact name, e.g. face_0.glb",
+                                                              _ARTIFACT_NAME)])},
         "/v1/jobs/{job_id}/webhook-deliveries": {"get": _operation(
             "listWebhookDeliveries", "Every delivery attempt of the job's webhook, oldest first", "jobs",
             {"200": _json("WebhookDeliveryList", "Delivery attempts")}, problems=(404,), parameters=[_JOB_ID])},
@@ -252,7 +262,7 @@ def _list_batches() -> dict[str, Any]:
 
 
 def _batch_results() -> dict[str, Any]:
-    state = {"name": "state", "in": "query", "required": False, "schema": _STR,
+    state = {"name": "state", "in": "query", "required": False, "schema": _STATE_LIST,
              "description": "`terminal`, or a comma list of job states: only those items."}
     lines = {"description": "JSON Lines, one BatchResultLine per item in submission order, streamed",
              "content": {NDJSON: {"schema": {"type": "string", "description": "Lines of BatchResultLine"},

@@ -169,10 +169,15 @@ class BatchResultLine(BaseModel):
     reused_from: str | None = Field(description="Id of an earlier job with the same input whose result was reused.")
 
 
+# Exactly one of key and url (a null one counts as absent), as BatchItemIn._one_source checks.
+_KEY_OR_URL = {"oneOf": [{"required": ["key"], "properties": {"key": {"type": "string"}, "url": {"type": "null"}}},
+                         {"required": ["url"], "properties": {"url": {"type": "string"}, "key": {"type": "null"}}}]}
+
+
 class BatchItemIn(BaseModel):
     """One item reference: JSON body of POST /v1/batches/{batch_id}/items, and each of POST /v1/batches' items."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_KEY_OR_URL)
 
     key: str | None = Field(None, description="A key in the service's storage under uploads/.")
     url: str | None = Field(None, description="s3://bucket/key, read from the configured S3 endpoint.")
