@@ -56,10 +56,17 @@ def get_input(job_id: str) -> Response:
         if not MIN_THUMB <= max_side <= MAX_THUMB:
             raise Face3dError(f"max_side must be {MIN_THUMB}..{MAX_THUMB}", ErrorCode.VALIDATION_FAILED)
         data = thumbnail(svc.storage.get_bytes(job.input_key), max_side)
-        return send_file(io.BytesIO(data), mimetype="image/jpeg", max_age=3600)
+        return _private(send_file(io.BytesIO(data), mimetype="image/jpeg", max_age=3600))
     name = job.input_name or "photo"
-    return send_file(svc.storage.open_stream(job.input_key), mimetype=content_type_for(name), download_name=name,
-                     as_attachment=False, max_age=3600)
+    return _private(send_file(svc.storage.open_stream(job.input_key), mimetype=content_type_for(name),
+                              download_name=name, as_attachment=False, max_age=3600))
+
+
+def _private(response: Response) -> Response:
+    """A key's photo: browsers may keep it, shared caches never."""
+    response.cache_control.public = False
+    response.cache_control.private = True
+    return response
 
 
 def thumbnail(photo: bytes, max_side: int) -> bytes:

@@ -65,5 +65,6 @@ def test_s3_storage_redirects_to_a_presigned_url(s3_client, obama_bytes, session
 def test_local_artifacts_are_private_to_caches(client, obama_bytes, session_factory, storage):
     """A key's files must not be kept by a shared cache (it was `public, max-age=3600`)."""
     job_id = _finished_job(client, obama_bytes, session_factory, storage)
-    cache_control = client.get(f"/v1/jobs/{job_id}/artifacts/face_0.glb").headers["Cache-Control"]
-    assert "private" in cache_control and "public" not in cache_control, cache_control
+    for path in ("artifacts/face_0.glb", "input", "input?max_side=64"):
+        cache_control = client.get(f"/v1/jobs/{job_id}/{path}").headers["Cache-Control"]
+        assert "private" in cache_control and "public" not in cache_control, (path, cache_control)
