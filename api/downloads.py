@@ -15,6 +15,7 @@ from face3d.api.openapi_paths import MAX_THUMB, MIN_THUMB
 from face3d.api.services import services
 from face3d.shared import jobs
 from face3d.shared.errors import Conflict, ErrorCode, Face3dError, InputError, NotFound
+from face3d.shared.imaging import reduced_image
 from face3d.shared.models import Job
 from face3d.shared.schema import download_name
 from face3d.shared.storage import Storage, content_type_for
@@ -51,10 +52,8 @@ def get_input(job_id: str) -> Response:
     job = _visible_job(job_id)
     if not job.input_key or "://" in job.input_key:      # a batch item read from its own bucket is not ours to serve
         raise NotFound(f"job {job_id} has no stored photo")
-    max_side = request.args.get("max_side", type=int)
+    max_side = _max_side()
     if max_side is not None:
-        if not MIN_THUMB <= max_side <= MAX_THUMB:
-            raise Face3dError(f"max_side must be {MIN_THUMB}..{MAX_THUMB}", ErrorCode.VALIDATION_FAILED)
         data = thumbnail(svc.storage.get_bytes(job.input_key), max_side)
         return _private(send_file(io.BytesIO(data), mimetype="image/jpeg", max_age=3600))
     name = job.input_name or "photo"
@@ -69,11 +68,20 @@ def _private(response: Response) -> Response:
     return response
 
 
+def _max_side() -> int | None:
+    """``?max_side=``: ASCII digits in range, else 422 (an empty or non-numeric one used to serve the whole photo)."""
+    raw = request.args.get("max_side")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and MIN_THUMB <= int(raw) <= MAX_THUMB):
+        raise Face3dError(f"max_side must be an integer from {MIN_THUMB} to {MAX_THUMB}", ErrorCode.VALIDATION_FAILED)
+    return int(raw)
+
+
 def thumbnail(photo: bytes, max_side: int) -> bytes:
     try:
         with Image.open(io.BytesIO(photo)) as image:
-            image.draft("RGB", (max_side, max_side))      # JPEG: decode at a fraction of the size, much faster
-            small = ImageOps.exif_transpose(image).convert("RGB")
+            small = ImageOps.exif_transpose(reduced_image(image, max_side)).convert("RGB")     # no full-size copy
             small.thumbnail((max_side, max_side))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"the stored photo could not be read: {exc}") from exc

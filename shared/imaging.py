@@ -93,6 +93,16 @@ def _decode_within(image: Image.Image, name: str, memory_bytes: int) -> Image.Im
     return _reduced_in_strips(image, factor) if factor > 1 else image
 
 
+def reduced_image(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` decoded (a JPEG by its decoder at 1/2 to 1/8 scale) and reduced by the largest whole factor that
+    keeps its longer side at least ``max_side``: what a thumbnail is made from, without full-size copies."""
+    if image.format == "JPEG":
+        image.draft(image.mode, (max_side, max_side))
+    image.load()
+    factor = max(1, max(image.size) // max(1, max_side))
+    return _reduced_in_strips(image, factor) if factor > 1 else image
+
+
 def _reduced_in_strips(image: Image.Image, factor: int) -> Image.Image:
     """``image`` reduced by ``factor`` (box average), a band of rows at a time: Pillow's own reduce of an RGBA image
     first makes a premultiplied copy of the whole of it, which doubled the peak."""

@@ -143,4 +143,6 @@ def test_the_photo_comes_as_a_small_thumbnail_too(client, session_factory, stora
     response = client.get(f"/v1/jobs/{job_id}/input?max_side=96")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert max(Image.open(io.BytesIO(response.data)).size) == 96 and len(response.data) < 10_000
-    assert_problem(client.get(f"/v1/jobs/{job_id}/input?max_side=5000"), 422, "validation_failed")
+    for bad in ("5000", "", "\u0663\u0663", "96.0", "9" * 5000):
+        assert_problem(client.get(f"/v1/jobs/{job_id}/input", query_string={"max_side": bad}), 422,
+                       "validation_failed")

@@ -84,3 +84,20 @@ def test_a_decode_that_cannot_fit_is_image_too_large_before_decoding():
     with pytest.raises(InputError) as refused:
         decode_image(data, memory_bytes=16 * 1024 ** 2)
     assert refused.value.code is ErrorCode.IMAGE_TOO_LARGE and "DECODE_MEMORY_BYTES" in refused.value.message
+
+
+THUMBNAIL = MEASURE.replace("from face3d.shared.imaging import decode_image", "from face3d.api.downloads import thumbnail") \
+    .replace('photo = decode_image(data, name="big")', "small = thumbnail(data, 96)") \
+    .replace('"shape": list(photo.rgb.shape)', '"shape": [len(small)]')
+
+
+@pytest.mark.slow
+def test_a_thumbnail_of_a_photo_at_max_pixels_makes_no_full_size_copy(tmp_path):
+    """GET /v1/jobs/{id}/input?max_side= decoded the whole photo and copied it twice (+573 MiB for this PNG)."""
+    path = tmp_path / "big.png"
+    path.write_bytes(flat_png(SIDE, SIDE, 16, 6, 4))
+    done = subprocess.run([sys.executable, "-c", THUMBNAIL, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    used = result["peak"] - result["before"]
+    assert used <= SIDE * SIDE * 4 * 1.25, f"thumbnail took {used >> 20} MiB"       # the decode + its reduction
