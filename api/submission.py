@@ -25,8 +25,8 @@ from face3d.api.services import Services
 from face3d.shared import jobs
 from face3d.shared.config import Settings
 from face3d.shared.engines import engine_names
-from face3d.shared.errors import Conflict, ErrorCode, Face3dError, NotFound
-from face3d.shared.imaging import check_image_bytes, sniff_image_type
+from face3d.shared.errors import Conflict, ErrorCode, Face3dError, InputError, NotFound
+from face3d.shared.imaging import check_image_bytes, plan_decode, sniff_image_type
 from face3d.shared.models import Job
 from face3d.shared.schema import JobOptions
 from face3d.shared.storage import input_key, job_prefix
@@ -45,7 +45,7 @@ def submit(svc: Services) -> tuple[Job, bool]:
     auth.enforce_active_job_cap(svc.settings, svc.session_factory)
     data = upload.read()
     media_type = require_image_bytes(data, svc.settings.max_upload_bytes)
-    require_pixel_limit(data, svc.settings.max_pixels)
+    require_pixel_limit(data, svc.settings.max_pixels, svc.settings.decode_memory_bytes)
     job, created = create_job(svc, upload, data, media_type, engine, engine_options, webhook_url)
     if created:
         send_or_fail(svc, job)
@@ -157,14 +157,16 @@ def require_image_bytes(data: bytes, max_bytes: int) -> str:
     return check_image_bytes(data, max_bytes)
 
 
-def require_pixel_limit(data: bytes, max_pixels: int) -> None:
-    """413 image_too_large from the header alone (no pixel is decoded). A header Pillow cannot read is not refused
-    here: the sniffer accepted the bytes, so the job decodes them and reports exactly what is wrong."""
+def require_pixel_limit(data: bytes, max_pixels: int, memory_bytes: int | None = None) -> None:
+    """413 image_too_large from the header alone (no pixel is decoded): over ``max_pixels``, or a decode that would
+    not fit the workers' DECODE_MEMORY_BYTES. A header Pillow cannot read is not refused here: the sniffer accepted
+    the bytes, so the job decodes them and reports exactly what is wrong."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
+                refusal = _decode_refusal(image, memory_bytes)
     except Image.DecompressionBombError as exc:     # Pillow's own ceiling, far above any sane max_pixels
         raise Face3dError(f"the image is over the limit of {max_pixels} pixels ({exc})",
                           ErrorCode.IMAGE_TOO_LARGE) from exc
@@ -173,6 +175,17 @@ def require_pixel_limit(data: bytes, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise Face3dError(f"the image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
                           ErrorCode.IMAGE_TOO_LARGE)
+    if refusal:
+        raise Face3dError(refusal, ErrorCode.IMAGE_TOO_LARGE)
+
+
+def _decode_refusal(image: Image.Image, memory_bytes: int | None) -> str | None:
+    try:
+        if memory_bytes:
+            plan_decode(image, "the image", memory_bytes)
+    except InputError as exc:
+        return exc.message
+    return None
 
 
 def _idempotency_key() -> str | None:

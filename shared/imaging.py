@@ -78,17 +78,24 @@ def reduce_factor(pixels: int, memory_bytes: int) -> int:
     return max(1, math.ceil(math.sqrt(pixels * WORKING_BYTES_PER_PIXEL / max(1, memory_bytes))))
 
 
-def _decode_within(image: Image.Image, name: str, memory_bytes: int) -> Image.Image:
+def plan_decode(image: Image.Image, name: str, memory_bytes: int) -> int:
+    """The factor an opened (not yet decoded) ``image`` will be reduced by to fit ``memory_bytes``; a JPEG is set to
+    decode at 1/2 to 1/8 scale already. InputError(image_too_large) when its plain decode would not fit."""
     width, height = image.size
     factor = reduce_factor(width * height, memory_bytes)
     if factor > 1 and image.format == "JPEG":
-        image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))    # 1/2, 1/4 or 1/8 scale
+        image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
         factor = reduce_factor(image.width * image.height, memory_bytes)
     needed = decode_estimate(image) * (1 + 1 / factor ** 2 if factor > 1 else 1)
     if needed > memory_bytes:
         raise InputError(f"{name}: decoding {width}x{height} ({image.mode}) needs {int(needed) >> 20} MiB, over "
                          f"the decode budget of {memory_bytes >> 20} MiB (DECODE_MEMORY_BYTES)",
                          code=ErrorCode.IMAGE_TOO_LARGE)
+    return factor
+
+
+def _decode_within(image: Image.Image, name: str, memory_bytes: int) -> Image.Image:
+    factor = plan_decode(image, name, memory_bytes)
     image.load()
     return _reduced_in_strips(image, factor) if factor > 1 else image
 

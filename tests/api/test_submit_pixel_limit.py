@@ -68,3 +68,19 @@ def test_header_read_does_not_decode_the_photo(faces_dir: Path, monkeypatch):
     with pytest.raises(Face3dError) as caught:
         require_pixel_limit(data, 4352 * 2903 - 1)
     assert caught.value.code is ErrorCode.IMAGE_TOO_LARGE
+
+
+def test_a_photo_whose_decode_would_not_fit_the_workers_budget_is_refused_at_submit(session_factory, local_storage,
+                                                                                    tmp_path):
+    """Within MAX_PIXELS but over DECODE_MEMORY_BYTES decoded (a PNG is decoded at full size before it is
+    reduced): 413 at once, not a job the worker fails later."""
+    from face3d.api.app import create_app
+    from face3d.shared.config import load_settings
+    from tests.engine.test_decode_memory import flat_png
+
+    settings = load_settings(env={"DECODE_MEMORY_BYTES": str(16 * 1024 ** 2)}, data_dir=tmp_path / "data")
+    app = create_app(settings, session_factory=session_factory, storage=local_storage, queue=RecordingQueue())
+    body = assert_problem(post_photo(app.test_client(), flat_png(3000, 3000, 16, 6, 4), name="big.png"), 413,
+                          "image_too_large")
+    assert "DECODE_MEMORY_BYTES" in body["detail"]
+    assert jobs.list_jobs(session_factory, limit=10)[0] == []
