@@ -142,3 +142,16 @@ def test_the_active_job_cap_holds_under_concurrent_submits(make_app, callers, ob
         thread.join()
     assert sorted(statuses) == [202] * 5 + [429] * 7, statuses
     assert jobs.count_active_jobs(session_factory, callers.a.key_id) == 5
+
+
+@pytest.mark.parametrize("text", ['{"a": "x\\u0000"}', '{"a\\u001b": 1}', '{"a": "x\x7f"}', '{"a": "é\u0085"}',
+                                  '{"a": "\\ud800"}', '{"a": ["\\n"]}'])
+def test_every_way_a_refused_character_can_enter_json_is_seen(text):
+    """The string walk is skipped for text that cannot hold one (a 400,000-item manifest): this is that test."""
+    from face3d.api.edge import loads_checked
+    from face3d.shared.errors import Face3dError
+
+    for encoded in (text.encode("utf-8", "surrogatepass"), text.encode("utf-16", "surrogatepass"), text):
+        with pytest.raises(Face3dError):
+            loads_checked(encoded)
+    assert loads_checked('{"a": "\\\\n \\\\u0000 é"}') == {"a": "\\n \\u0000 é"}
