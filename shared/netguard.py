@@ -3,17 +3,23 @@ every address checked (no private, loopback, link-local, multicast, reserved or 
 IPv4-mapped/compatible/6to4/Teredo forms unwrapped); the connection goes to that checked address (Host header and
 TLS SNI/certificate name stay the URL's), so a DNS answer that changes between check and connect (rebinding) is
 never used; each redirect is checked the same way; body size and total time are capped.
+
+The total time is one deadline for the whole exchange (connect, headers, body, every redirect): urllib3's timeouts
+bound each socket operation only, so a server trickling one byte a second would never trip them. ``Deadline`` shuts
+the connection's socket down when the time is up, which ends whatever read is blocked on it.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
+import urllib3.connection
 
 from face3d.shared.errors import ErrorCode, Face3dError, FetchFailed, UrlNotAllowed
 
@@ -48,8 +54,19 @@ class Fetched:
 
 def fetch(url: str, policy: FetchPolicy, resolve: Resolver | None = None) -> Fetched:
     """GET ``url`` under ``policy``. Raises UrlNotAllowed, FetchFailed or Face3dError(PAYLOAD_TOO_LARGE)."""
-    resolve = resolve or system_resolver
-    deadline = time.monotonic() + policy.timeout_s
+    with Deadline(policy.timeout_s) as deadline:
+        try:
+            fetched = _fetch(url, policy, resolve or system_resolver, deadline)
+        except Exception:
+            if not deadline.expired:
+                raise
+            fetched = None
+    if deadline.expired:    # also when the cut made a short answer look complete (headers ended by the cut)
+        raise FetchFailed(f"fetching took longer than {policy.timeout_s:g} s")
+    return fetched
+
+
+def _fetch(url: str, policy: FetchPolicy, resolve: Resolver, deadline: "Deadline") -> Fetched:
     hops: list[str] = []
     for _ in range(policy.max_redirects + 1):
         hops.append(url)
@@ -149,11 +166,11 @@ def _same_family(address: IPAddress, network: str) -> bool:
     return ipaddress.ip_network(network, strict=False).version == address.version
 
 
-def _request(target: Target, policy: FetchPolicy, deadline: float) -> urllib3.BaseHTTPResponse:
-    remaining = deadline - time.monotonic()
+def _request(target: Target, policy: FetchPolicy, deadline: "Deadline") -> urllib3.BaseHTTPResponse:
+    remaining = deadline.remaining()
     if remaining <= 0:
         raise FetchFailed(f"fetching took longer than {policy.timeout_s:g} s")
-    pool = pinned_pool(target, remaining, policy.ca_certs)
+    pool = pinned_pool(target, remaining, policy.ca_certs, deadline)
     try:
         return pool.urlopen("GET", target.path, headers={"Host": host_header(target), "User-Agent": USER_AGENT,
                                                          "Accept": "image/*"},
@@ -162,15 +179,84 @@ def _request(target: Target, policy: FetchPolicy, deadline: float) -> urllib3.Ba
         raise FetchFailed(f"fetching {target.scheme}://{target.host}:{target.port} failed: {_reason(exc)}") from None
 
 
-def pinned_pool(target: Target, timeout_s: float, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
+class Deadline:
+    """``with Deadline(seconds) as deadline:`` one total time limit for the connections made through pools built
+    with it (``pinned_pool(..., deadline)``): when it passes, their sockets are shut down and ``expired`` is set."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends_at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return self.ends_at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self) -> "Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:    # the plain socket's shutdown, also under a TLS wrapper: a blocked recv() in another thread returns
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _WatchedConnection(urllib3.connection.HTTPConnection):
+    def __init__(self, *args: object, deadline: Deadline | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        if self._deadline is not None:
+            self._deadline.watch(sock)
+        return sock
+
+
+class _WatchedTlsConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _TlsPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedTlsConnection
+
+
+def pinned_pool(target: Target, timeout_s: float, ca_certs: str | None = None,
+                deadline: Deadline | None = None) -> urllib3.HTTPConnectionPool:
     """A connection pool to the checked address itself, with the URL's host for SNI and the certificate check (no
-    second DNS lookup between check and connect). Used for image_url fetches and webhook POSTs."""
+    second DNS lookup between check and connect). Used for image_url fetches and webhook POSTs; with ``deadline``,
+    its connections end when the deadline passes."""
     timeout = urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s)
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        return _TlsPool(
             target.address, target.port, timeout=timeout, retries=False, maxsize=1, server_hostname=target.host,
-            assert_hostname=target.host, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
-    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
+            assert_hostname=target.host, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs, deadline=deadline)
+    return _Pool(target.address, target.port, timeout=timeout, retries=False, maxsize=1, deadline=deadline)
 
 
 def host_header(target: Target) -> str:
@@ -179,7 +265,7 @@ def host_header(target: Target) -> str:
     return _host_header(target.host) + ("" if target.port == default_port else f":{target.port}")
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: Deadline) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise Face3dError(f"the image at the URL is {declared} bytes, over the limit of {max_bytes}",
@@ -191,7 +277,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: f
             if len(body) > max_bytes:
                 raise Face3dError(f"the image at the URL is larger than the limit of {max_bytes} bytes",
                                   ErrorCode.PAYLOAD_TOO_LARGE)
-            if time.monotonic() > deadline:
+            if deadline.expired:
                 raise FetchFailed("fetching the image took too long")
     except urllib3.exceptions.HTTPError as exc:
         raise FetchFailed(f"reading the image failed: {_reason(exc)}") from None
