@@ -31,6 +31,8 @@ from face3d.shared.schema import sign, webhook_event
 MAX_URL_LENGTH = 2000
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "face3d-webhooks/1"
+REPLY_CAP_BYTES = 64 * 1024
+REPLY_CHUNK = 16 * 1024
 
 
 class WebhookUrlRefused(UrlNotAllowed):
@@ -62,15 +64,39 @@ def check_webhook_url(url: str, *, allow_private: bool) -> netguard.Target:
 
 
 def post_pinned(target: netguard.Target, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
-    """POST to the already checked address, with the URL's host in Host / SNI / certificate check. Returns status."""
-    pool = netguard.pinned_pool(target, timeout_s)
+    """POST to the already checked address, with the URL's host in Host / SNI / certificate check. Returns status.
+
+    ``timeout_s`` is one deadline for the whole exchange (connect, send, status and headers, reply), so a receiver
+    trickling its answer cannot hold the worker; the reply body is read up to REPLY_CAP_BYTES and dropped."""
+    with netguard.Deadline(timeout_s) as deadline:
+        pool = netguard.pinned_pool(target, timeout_s, deadline=deadline)
+        try:
+            response = pool.urlopen("POST", target.path, body=body,
+                                    headers={**headers, "Host": netguard.host_header(target)},
+                                    redirect=False, retries=False, assert_same_host=False, preload_content=False)
+            if deadline.expired:        # the cut ended the headers early: no real answer
+                raise urllib3.exceptions.TimeoutError("cut off")
+            _drop_reply(response)
+            response.close()
+            return response.status
+        except urllib3.exceptions.HTTPError:
+            if deadline.expired:
+                raise urllib3.exceptions.TimeoutError(f"no answer within {timeout_s:g} s") from None
+            raise
+        finally:
+            pool.close()
+
+
+def _drop_reply(response: urllib3.BaseHTTPResponse) -> None:
+    """Read (and forget) at most REPLY_CAP_BYTES of the receiver's reply: the status is all that counts."""
+    read = 0
     try:
-        response = pool.urlopen("POST", target.path, body=body,
-                                headers={**headers, "Host": netguard.host_header(target)},
-                                redirect=False, retries=False, assert_same_host=False)
-        return response.status
-    finally:
-        pool.close()
+        for chunk in response.stream(REPLY_CHUNK, decode_content=False):
+            read += len(chunk)
+            if read >= REPLY_CAP_BYTES:
+                return
+    except (urllib3.exceptions.HTTPError, OSError):
+        return      # cut off by the deadline, or the receiver hung up after its status line: the status stands
 
 
 # ---------------------------------------------------------------- delivery

@@ -1,9 +1,10 @@
-"""Webhook delivery from the workers: the first attempt right after the job finishes (JobTask's finish point, so the
-receiver hears at once, not after the queue drains), later attempts as a Celery task retried with a growing countdown
-until WEBHOOK_MAX_ATTEMPTS. A webhook problem never changes the job's outcome.
+"""Webhook delivery from the workers: every attempt is a task on the ``webhooks`` queue, the first one queued at the
+job's finish point (JobTask), later ones retried with a growing countdown until WEBHOOK_MAX_ATTEMPTS. Never inside a
+job task: a slow or hostile receiver then holds no engine worker, only a delivery (one total deadline,
+WEBHOOK_TIMEOUT_S, and a capped reply, shared/webhooks.py). A webhook problem never changes the job's outcome.
 
-The delivery task has its own ``webhooks`` queue, so a retry never waits behind queued jobs: `face3d serve`'s worker
-consumes it; in production run `face3d worker -Q webhooks` (or add it to a worker's list, e.g. ``-Q cpu,webhooks``).
+`face3d serve`'s worker consumes the webhooks queue; in production run a delivery worker of its own, e.g.
+``face3d worker -Q webhooks --pool threads -c 8`` (compose's worker-webhooks), so deliveries never wait behind jobs.
 Jobs finished outside a job task (the sweeper's worker_lost / timeout, cancels) are announced through
 JobQueue.announce_finished.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from celery import shared_task
 
+from face3d.shared.jobs import find_job
 from face3d.shared.queue import WEBHOOK_TASK_NAME
 from face3d.shared.webhooks import attempt_delivery, backoff_s
 from face3d.worker.context import WorkerContext, context_for
@@ -27,11 +29,11 @@ def notify_finished(ctx: WorkerContext, job_id: str, outcome: str) -> None:
     if outcome not in FINISHED_OUTCOMES:
         return
     try:
-        result = attempt_delivery(ctx.session_factory, ctx.settings, job_id, attempt=1)
-        if result is not None and result.retry and ctx.settings.webhook_max_attempts > 1:
-            ctx.queue.retry_webhook(job_id, attempt=2, countdown=backoff_s(ctx.settings, 1))
+        job = find_job(ctx.session_factory, job_id)
+        if job is not None and job.webhook_url:
+            ctx.queue.retry_webhook(job_id, attempt=1)
     except Exception:   # noqa: BLE001 - the job is finished whatever happens to its webhook
-        log.exception("job %s: webhook delivery could not be started", job_id)
+        log.exception("job %s: webhook delivery could not be queued", job_id)
 
 
 @shared_task(name=WEBHOOK_TASK_NAME, bind=True, acks_late=True, ignore_result=True)
