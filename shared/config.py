@@ -182,15 +182,20 @@ class Settings:
     orphan_sweep_interval_s: float = setting("ORPHAN_SWEEP_INTERVAL_S", 3600.0,
             "Seconds between two storage sweeps for orphans (a storage listing: rarer than job sweeps).",
             FLOAT, "3600")
-    heartbeat_interval_s: float = setting("HEARTBEAT_INTERVAL_S", 5.0,
-            "How often a worker stamps heartbeat_at on the job it runs.", FLOAT, "5")
-    heartbeat_timeout_s: float = setting("HEARTBEAT_TIMEOUT_S", 30.0,
-            "A running job whose heartbeat is older is taken as lost (requeued, or failed `worker_lost`).",
-            FLOAT, "30")
-    queued_resend_after_s: float = setting("QUEUED_RESEND_AFTER_S", 300.0,
-            "The sweeper resends the message of a job queued longer than this (lost broker messages).", FLOAT, "300")
-    sweeper_interval_s: float = setting("SWEEPER_INTERVAL_S", 10.0,
-            "Seconds between two sweeps of `face3d sweeper` (also run by `face3d serve`).", FLOAT, "10")
+    heartbeat_interval_s: float = setting("HEARTBEAT_INTERVAL_S", 2.0,
+            "How often a worker stamps heartbeat_at on the job it runs.", FLOAT, "2")
+    heartbeat_timeout_s: float = setting("HEARTBEAT_TIMEOUT_S", 10.0,
+            "A running job whose heartbeat is older is taken as lost (requeued to the front of its queue, or failed "
+            "`worker_lost`).", FLOAT, "10")
+    queued_resend_after_s: float = setting("QUEUED_RESEND_AFTER_S", 10.0,
+            "The sweeper resends the message of a job queued longer than this, as far as its queue lacks messages "
+            "(lost broker messages).", FLOAT, "10")
+    sweeper_interval_s: float = setting("SWEEPER_INTERVAL_S", 2.0,
+            "Seconds between two sweeps of `face3d sweeper` (also run by `face3d serve`).", FLOAT, "2")
+    outage_retry_s: float = setting("OUTAGE_RETRY_S", DERIVED,
+            "How long a worker retries a job through a database, storage or broker outage (backoff up to 2 s) "
+            "before handing it back to the queue; an outage never fails a job.", FLOAT,
+            "min(300, JOB_TIME_LIMIT_S / 2)")
     image_url_allow_private: bool = setting("IMAGE_URL_ALLOW_PRIVATE", False,
             "1: `image_url` may point at private/loopback addresses (tests, labs only).", flag, "0")
     image_url_allow_networks: tuple[str, ...] = setting("IMAGE_URL_ALLOW_NETWORKS", (),
@@ -256,6 +261,7 @@ _DERIVED_DEFAULTS: dict[str, Callable[[Settings], Any]] = {
     "database_url": lambda s: f"sqlite:///{s.data_dir / 'face3d.db'}",
     "storage_dir": lambda s: (s.data_dir / "storage").resolve(),
     "visibility_timeout_s": lambda s: max(3600, 2 * s.job_time_limit_s),
+    "outage_retry_s": lambda s: min(300.0, s.job_time_limit_s / 2),
     "batch_s3_buckets": lambda s: names(s.s3_bucket),
 }
 
@@ -325,6 +331,9 @@ def _validate_liveness(settings: Settings) -> None:
     if settings.visibility_timeout_s <= settings.job_time_limit_s:
         # Otherwise the broker hands a still-running job to a second worker.
         raise ConfigError("VISIBILITY_TIMEOUT_S must be larger than JOB_TIME_LIMIT_S")
+    if not 0 < settings.outage_retry_s < settings.job_time_limit_s:
+        # The job's own time limit would end the waiting with a `timeout` failure instead.
+        raise ConfigError("OUTAGE_RETRY_S must be positive and smaller than JOB_TIME_LIMIT_S")
     if settings.heartbeat_timeout_s < 2 * settings.heartbeat_interval_s:
         # One late beat must not make a live worker look lost.
         raise ConfigError("HEARTBEAT_TIMEOUT_S must be at least twice HEARTBEAT_INTERVAL_S")

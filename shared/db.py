@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from face3d.shared.errors import ErrorCode, Face3dError, NotFound
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
 MAX_PAGE = 200
 SessionFactory = sessionmaker[Session]
 
@@ -55,6 +56,10 @@ def utcnow() -> datetime:
 def make_engine(url: str) -> sa.Engine:
     """An engine tuned per backend: SQLite gets WAL and a busy timeout so API and workers can share the file."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # A database that stops answering (a partition rather than a refusal) must not hang a worker or request.
+        return sa.create_engine(parsed, pool_pre_ping=True, future=True,
+                                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True, future=True)
     if parsed.database and parsed.database != ":memory:":

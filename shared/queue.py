@@ -34,6 +34,9 @@ QUEUES = (CPU_QUEUE, GPU_QUEUE, BATCH_QUEUE, WEBHOOK_QUEUE)
 ENGINE_SEEN_KEY = "face3d:engine-seen:{engine}"
 # The order `face3d serve`'s worker reads them in (priority order): interactive jobs, webhook retries, batch items.
 SERVE_QUEUES = (CPU_QUEUE, GPU_QUEUE, WEBHOOK_QUEUE, BATCH_QUEUE)
+# A job the sweeper takes back from a lost worker goes to its queue's front lane, read just before the queue itself
+# (`face3d worker -Q cpu` consumes `cpu.front,cpu`), so it is next rather than behind the whole backlog.
+FRONT_SUFFIX = ".front"
 SOFT_LIMIT_MARGIN_S = 15
 PUBLISH_BATCH = 500             # batch-item messages per broker round trip
 # kombu's own retry of a send while the connection is re-established; longer outages fail the send.
@@ -64,10 +67,19 @@ def broker_url_for(settings: Settings) -> str:
     return url
 
 
+def front_lane(queue: str) -> str:
+    return queue + FRONT_SUFFIX
+
+
+def consumed_queues(names: Iterable[str]) -> list[str]:
+    """What a worker asked for ``names`` (in priority order) reads: each queue's front lane just before it."""
+    return [lane for name in names for lane in (front_lane(name), name)]
+
+
 def declared_queues() -> list[Queue]:
-    """Each queue with its own direct exchange of the same name (else Celery binds them all to the default
-    queue's exchange, and the worker banner reads ``gpu exchange=cpu(direct)``)."""
-    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+    """Each queue (and front lane) with its own direct exchange of the same name (else Celery binds them all to the
+    default queue's exchange, and the worker banner reads ``gpu exchange=cpu(direct)``)."""
+    return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in consumed_queues(QUEUES)]
 
 
 def make_celery(settings: Settings, broker_url: str | None = None, include: Iterable[str] = ()) -> Celery:
@@ -118,19 +130,22 @@ class JobQueue:
     def from_settings(cls, settings: Settings, broker_url: str | None = None) -> "JobQueue":
         return cls(make_celery(settings, broker_url), settings)
 
-    def send_job(self, job_id: str, engine: str) -> None:
+    def send_job(self, job_id: str, engine: str, front: bool = False) -> None:
+        """Queue a job; ``front``: in its queue's front lane (a job taken back from a lost worker)."""
         queue = queue_for(self.settings, engine)
+        queue = front_lane(queue) if front else queue
         try:
             self._send(TASK_NAME, job_id, queue)
         except BROKER_ERRORS as exc:
             log.warning("broker unreachable while sending job %s: %s", job_id, exc)
             raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
 
-    def send_items(self, job_ids: list[str], engine: str) -> None:
+    def send_items(self, job_ids: list[str], engine: str, front: bool = False) -> None:
         """Send batch items over a single broker connection, PUBLISH_BATCH messages per round trip (kombu's
-        producer batch: one Redis pipeline). On failure raises broker_unavailable with ``details["sent"]``: how
-        many went out for sure before it (whole flushed batches)."""
+        producer batch: one Redis pipeline); ``front``: into the front lane. On failure raises broker_unavailable
+        with ``details["sent"]``: how many went out for sure before it (whole flushed batches)."""
         queue, sent = item_queue_for(self.settings, engine), 0
+        queue = front_lane(queue) if front else queue
         try:
             with self.celery_app.producer_or_acquire() as producer:
                 for start in range(0, len(job_ids), PUBLISH_BATCH):
@@ -171,14 +186,12 @@ class JobQueue:
                 log.warning("job %s: webhook could not be queued: %s", job_id, exc)
 
     def depth(self, queue: str) -> int:
-        """Messages waiting in ``queue`` (not those a worker holds). Raises broker_unavailable when unreachable."""
+        """Messages waiting in ``queue`` and its front lane (not those a worker holds). Raises broker_unavailable
+        when unreachable."""
         try:
             with self.celery_app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1)
-                try:
-                    return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
-                except ChannelError:        # never declared, or (Redis) emptied: an empty list key does not exist
-                    return 0
+                return sum(_waiting(connection, lane) for lane in (queue, front_lane(queue)))
         except BROKER_ERRORS as exc:
             raise Face3dError(f"the job queue is unreachable: {exc}", ErrorCode.BROKER_UNAVAILABLE) from exc
 
@@ -203,3 +216,10 @@ class JobQueue:
         with self.celery_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
                                          timeout=self.settings.broker_connect_timeout_s)
+
+
+def _waiting(connection: object, queue: str) -> int:
+    try:
+        return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
+    except ChannelError:        # never declared, or (Redis) emptied: an empty list key does not exist
+        return 0

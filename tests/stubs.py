@@ -15,16 +15,18 @@ class RecordingQueue:
         self.on_expand: Callable[[str], None] | None = None    # runs on each queued expansion: a fake worker
         self.announced: list[str] = []                 # jobs finished outside a task, whose webhook was queued
         self.webhooks: list[tuple[str, int, float]] = []   # (job_id, attempt, countdown)
+        self.front: list[str] = []                     # ids sent into a front lane (taken back from a lost worker)
         self.depths = dict(depths or {})               # what depth() answers per queue (default 0)
         self.on_send: Callable[[str], None] | None = None  # runs on each sent job id: a fake worker
         self.fail_with: Exception | None = None        # raised by every send instead of recording it
         self.broker_down = False                       # check() and depth() raise
         self.engines_seen: set[str] | None = None      # engines a worker announced (None: every engine)
 
-    def send_job(self, job_id: str, engine: str) -> None:
+    def send_job(self, job_id: str, engine: str, front: bool = False) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append((job_id, engine))
+        self.front.extend([job_id] if front else [])
         if self.on_send is not None:
             self.on_send(job_id)
 
@@ -35,10 +37,11 @@ class RecordingQueue:
         if self.on_expand is not None:
             self.on_expand(batch_id)
 
-    def send_items(self, job_ids: list[str], engine: str) -> None:
+    def send_items(self, job_ids: list[str], engine: str, front: bool = False) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.items.append((engine, list(job_ids)))
+        self.front.extend(job_ids if front else [])
         for job_id in job_ids:
             if self.on_send is not None:
                 self.on_send(job_id)

@@ -20,6 +20,7 @@ from face3d.shared.states import JobState
 from face3d.shared.storage import input_key, make_s3_client, output_key, read_source
 from face3d.worker.context import WorkerContext, context_for
 from face3d.worker.heartbeat import worker_identity
+from face3d.worker.outages import Outlasted, Patience, is_outage
 from face3d.worker.tasks import JobTask, is_redelivery, run_job, with_storage_retries
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ def expand_batch(self: Any, batch_id: str) -> str:
 def batch_item(self: Any, job_id: str) -> str:
     ctx = context_for(self.app)
     worker = worker_identity(self.request.hostname or "worker")
-    outcome = prepare_item(ctx, job_id, worker)
+    patience = Patience(ctx.settings.outage_retry_s, job_id)     # one budget for reading and running the item
+    try:
+        outcome = patience.retry(lambda: prepare_item(ctx, job_id, worker))
+    except Outlasted as exc:
+        log.warning("batch item %s: %s; left queued for the sweeper", job_id, exc)
+        return "deferred"
     if outcome is None:
-        outcome = run_job(ctx, job_id, worker=worker, redelivered=is_redelivery(self.request))
+        outcome = run_job(ctx, job_id, worker=worker, redelivered=is_redelivery(self.request), patience=patience)
     return outcome
 
 
@@ -67,6 +73,8 @@ def prepare_item(ctx: WorkerContext, job_id: str, worker: str) -> str | None:
         try:
             job = _read_input(ctx, job)
         except Face3dError as exc:
+            if is_outage(exc):
+                raise       # the caller waits it out; the item's input is not at fault
             jobs.mark_failed(sf, job_id, exc.code, exc.message)
             return "failed"
         if job is None:

@@ -35,7 +35,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     from face3d.shared.config import load_settings
     from face3d.shared.engines.hrn.gpu_worker import prepare_gpu_worker
     from face3d.shared.migrations import upgrade
-    from face3d.shared.queue import QUEUES
+    from face3d.shared.queue import QUEUES, consumed_queues
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = set(names) - set(QUEUES)
@@ -49,7 +49,7 @@ def worker(queues: str, concurrency: int | None, pool: str, loglevel: str, migra
     if migrate:
         upgrade(settings.database_url)
     _warm_up_after_fork(pool, concurrency or settings.worker_concurrency, settings.render_threads)
-    argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency or settings.worker_concurrency),
+    argv = ["worker", "-Q", ",".join(consumed_queues(names)), "-c", str(concurrency or settings.worker_concurrency),
             "-P", pool, "-l", loglevel, "-n", f"face3d-{'-'.join(names)}-{os.getpid()}@{socket.gethostname()}",
             "--without-gossip", "--without-mingle"]
     if not settings.uses_embedded_broker:

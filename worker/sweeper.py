@@ -1,17 +1,17 @@
 """The sweeper: the database is the source of truth, so every so often it finds jobs the queue lost and repairs them.
 
 - ``queued`` longer than QUEUED_RESEND_AFTER_S: the message may be gone (a broker restarted without persistence, a
-  send that failed after the commit); it is sent again. The task ignores duplicates (mark_running is conditional),
-  so a job whose first message was only slow still runs once.
-- Batch items are different: waiting hours behind their own batch is normal, so age alone proves nothing. They are
-  resent through the batch path (`JobQueue.send_items`, the batch task that reads s3:// sources) and only as many as
-  the broker lacks: for each queue, the database's queued jobs bound for it minus the messages waiting in it
-  (QUEUED_RESEND_AFTER_S-old items, oldest first — after a broker restart the oldest are the ones it lost). A full
-  queue for a long batch means no resend at all; an empty queue with queued items means they are all resent. A few
-  duplicates (messages a worker has fetched but not yet started) are harmless and each item is resent at most once
-  per period.
+  send that failed after the commit). Waiting long behind a backlog is normal too, so age alone proves nothing: jobs
+  are resent (single jobs with send_job, batch items through the batch path, `JobQueue.send_items`, the batch task
+  that reads s3:// sources) only as many as the broker lacks: for each queue, the database's queued jobs bound for it
+  minus the messages waiting in it (QUEUED_RESEND_AFTER_S-old jobs, oldest first — after a broker restart the
+  oldest are the ones it lost). A full queue means no resend at all; an empty queue with queued jobs means they are
+  all resent. That keeps the default delay short (seconds) without flooding a long queue. A few duplicates
+  (messages a worker has fetched but not yet started) are harmless: the task ignores them (mark_running is
+  conditional) and each job is resent at most once per period.
 - ``running`` with no heartbeat for HEARTBEAT_TIMEOUT_S: its worker died (kill -9, OOM, lost host). Requeued and
-  resent while attempts < JOB_MAX_ATTEMPTS, else failed with ``worker_lost``.
+  resent into its queue's front lane (it already waited its turn) while attempts < JOB_MAX_ATTEMPTS, else failed
+  with ``worker_lost``.
 - ``running`` longer than JOB_TIME_LIMIT_S + HEARTBEAT_TIMEOUT_S: the worker's own time limit did not end it
   (e.g. the solo pool has none); failed with ``timeout``.
 
@@ -64,7 +64,6 @@ def sweep_once(sf: db.SessionFactory, settings: Settings, queue: JobQueue,
     _fail_overdue(sf, settings, now, report, hooked)
     _recover_lost(sf, settings, queue, now, report, hooked)
     _resend_queued(sf, settings, queue, now, report)
-    _resend_batch_items(sf, settings, queue, now, report)
     _resend_expansions(sf, settings, queue, now, report)
     if hooked:
         queue.announce_finished(hooked)
@@ -91,7 +90,7 @@ def _recover_lost(sf: db.SessionFactory, settings: Settings, queue: JobQueue, no
                 _failed(job, report, hooked)
         elif jobs.requeue_lost(sf, job, now):
             report.requeued.append(job.id)
-            _send(queue, job, report)
+            _send(queue, job, report, front=True)      # it already waited its turn once
 
 
 def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
@@ -102,18 +101,11 @@ def _failed(job: models.Job, report: SweepReport, hooked: list[str]) -> None:
 
 def _resend_queued(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
                    report: SweepReport) -> None:
+    """Resend stale queued jobs (single jobs, then batch items) only as far as their queue lacks messages (see the
+    module docstring), so a short resend delay never floods a long queue with duplicates."""
     cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
-    for job in jobs.queued_older_than(sf, cutoff, batch_items=False):
-        if job.id not in report.requeued and jobs.claim_resend(sf, job, now):
-            report.resent.append(job.id)
-            _send(queue, job, report)
-
-
-def _resend_batch_items(sf: db.SessionFactory, settings: Settings, queue: JobQueue, now: datetime,
-                        report: SweepReport) -> None:
-    """Resend stale batch items only as far as their queue lacks messages (see the module docstring)."""
-    cutoff = now - timedelta(seconds=settings.queued_resend_after_s)
-    stale = [job for job in jobs.queued_older_than(sf, cutoff, limit=settings.batch_chunk_size, batch_items=True)
+    stale = [job for kind in (False, True)
+             for job in jobs.queued_older_than(sf, cutoff, limit=settings.batch_chunk_size, batch_items=kind)
              if job.id not in report.requeued]
     if not stale:
         return
@@ -125,7 +117,11 @@ def _resend_batch_items(sf: db.SessionFactory, settings: Settings, queue: JobQue
             log.warning("sweep: cannot count the %s queue: %s", name, exc)
             continue
         claimed = [job for job in bound[:max(0, missing)] if jobs.claim_resend(sf, job, now)]
-        for engine, same_engine in _group(claimed, lambda job: job.engine).items():
+        for job in claimed:
+            if job.batch_id is None and _send(queue, job, report):
+                report.resent.append(job.id)
+        items = [job for job in claimed if job.batch_id is not None]
+        for engine, same_engine in _group(items, lambda job: job.engine).items():
             ids = [job.id for job in same_engine]
             try:
                 queue.send_items(ids, engine)
@@ -169,15 +165,17 @@ def _group(rows: list[models.Job], key: Callable[[models.Job], str]) -> dict[str
     return groups
 
 
-def _send(queue: JobQueue, job: models.Job, report: SweepReport) -> None:
+def _send(queue: JobQueue, job: models.Job, report: SweepReport, front: bool = False) -> bool:
     try:
         if job.batch_id is not None:
-            queue.send_items([job.id], job.engine)
+            queue.send_items([job.id], job.engine, front=front)
         else:
-            queue.send_job(job.id, job.engine)
+            queue.send_job(job.id, job.engine, front=front)
+        return True
     except Exception as exc:  # broker down: the job stays queued in the database and is resent later
         log.warning("sweep: could not send job %s: %s", job.id, exc)
         report.send_errors.append(job.id)
+        return False
 
 
 def run_sweeper(sf: db.SessionFactory, settings: Settings, queue: JobQueue, stop: threading.Event,

@@ -7,6 +7,7 @@ message of a finished job, or a job canceled or deleted meanwhile, changes nothi
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from face3d.shared.storage import Storage, content_type_for, output_key
 from face3d.worker.context import WorkerContext, context_for
 from face3d.worker.publish import WRITE_EVERY_S, ArtifactPublisher, overall_progress
 from face3d.worker.heartbeat import Heartbeat, OwnershipLost, previous_owner_lost, worker_identity
+from face3d.worker.outages import Outlasted, Patience
 from face3d.worker.webhooks import notify_finished
 
 log = logging.getLogger(__name__)
@@ -56,45 +58,77 @@ def is_redelivery(request: Any) -> bool:
     return bool((request.delivery_info or {}).get("redelivered"))
 
 
-def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False) -> str:
-    """Run one job; returns what happened: succeeded, failed, canceled or ignored."""
-    claim = _claim(ctx, job_id, worker, redelivered)
+def run_job(ctx: WorkerContext, job_id: str, *, worker: str, redelivered: bool = False,
+            patience: Patience | None = None) -> str:
+    """Run one job; returns what happened: succeeded, failed, canceled, ignored, or deferred (handed back after an
+    outage longer than OUTAGE_RETRY_S; worker/outages.py). An outage never fails the job."""
+    patience = patience or Patience(ctx.settings.outage_retry_s, job_id)
+    try:
+        return _run(ctx, job_id, worker, redelivered, patience)
+    except Outlasted as exc:
+        log.warning("job %s: %s; handed back to the queue", job_id, exc)
+        _hand_back(ctx, job_id, worker)
+        return "deferred"
+
+
+def _run(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool, patience: Patience) -> str:
+    tries = itertools.count()
+    claim = patience.retry(lambda: _claim(ctx, job_id, worker, redelivered, resumed=next(tries) > 0))
     if claim != "claimed":
         log.info("job %s: %s", job_id, "not queued, message ignored" if claim == "ignored" else claim)
         return claim
     sf = ctx.session_factory
     try:
         with Heartbeat(sf, job_id, worker, ctx.settings.heartbeat_interval_s) as beat:
-            result = _reconstruct(ctx, jobs.get_job(sf, job_id), beat.lost)
+            result = patience.retry(lambda: _reconstruct(ctx, jobs.get_job(sf, job_id), beat.lost))
+    except Outlasted:
+        raise
     except OwnershipLost:
         log.warning("job %s: taken from this worker meanwhile; result dropped", job_id)
         return "ignored"
     except JobCanceled:
-        jobs.mark_canceled(sf, job_id)
+        patience.retry(lambda: jobs.mark_canceled(sf, job_id))
         return "canceled"
     except SoftTimeLimitExceeded:
-        return _fail(ctx, job_id, ErrorCode.TIMEOUT, f"the job ran longer than {ctx.settings.job_time_limit_s} s")
+        return _fail(ctx, patience, job_id, ErrorCode.TIMEOUT,
+                     f"the job ran longer than {ctx.settings.job_time_limit_s} s")
     except Face3dError as exc:
-        return _fail(ctx, job_id, exc.code, exc.message)
+        return _fail(ctx, patience, job_id, exc.code, exc.message)
     except Exception as exc:
         log.exception("job %s: unexpected error", job_id)
-        return _fail(ctx, job_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    return "succeeded" if jobs.mark_succeeded(sf, job_id, result) else "ignored"
+        return _fail(ctx, patience, job_id, ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    return "succeeded" if patience.retry(lambda: jobs.mark_succeeded(sf, job_id, result)) else "ignored"
 
 
-def _fail(ctx: WorkerContext, job_id: str, code: ErrorCode, message: str) -> str:
-    jobs.mark_failed(ctx.session_factory, job_id, code, message)
+def _fail(ctx: WorkerContext, patience: Patience, job_id: str, code: ErrorCode, message: str) -> str:
+    patience.retry(lambda: jobs.mark_failed(ctx.session_factory, job_id, code, message))
     return "failed"
 
 
-def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool) -> str:
+def _hand_back(ctx: WorkerContext, job_id: str, worker: str) -> None:
+    """After a long outage: requeue the job if this worker holds it and the database answers again (the sweeper
+    then resends it); otherwise the sweeper's heartbeat rule takes it back later."""
+    try:
+        job = jobs.find_job(ctx.session_factory, job_id)
+        if job is not None and job.state is JobState.RUNNING and job.worker == worker[:255]:
+            jobs.requeue(ctx.session_factory, job_id)
+    except Exception as exc:  # noqa: BLE001 - still down: nothing more to do here
+        log.warning("job %s: not requeued (%s); the sweeper will take it back", job_id, type(exc).__name__)
+
+
+def _claim(ctx: WorkerContext, job_id: str, worker: str, redelivered: bool, resumed: bool = False) -> str:
     """queued -> running: "claimed". A redelivered message of a job left running means the previous worker died
-    mid-job: run it again, or "failed" (worker_lost) after JOB_MAX_ATTEMPTS. Else "ignored"."""
+    mid-job: run it again, or "failed" (worker_lost) after JOB_MAX_ATTEMPTS. ``resumed``: an outage interrupted an
+    earlier try of this very call, whose claim may have committed. Else "ignored"."""
     sf = ctx.session_factory
     if jobs.mark_running(sf, job_id, worker):
         return "claimed"
-    job = jobs.find_job(sf, job_id) if redelivered else None
+    job = jobs.find_job(sf, job_id) if redelivered or resumed else None
     if job is None or job.state is not JobState.RUNNING:
+        return "ignored"
+    if resumed and job.worker == worker[:255]:
+        return "claimed"
+    if not redelivered:
         return "ignored"
     if not previous_owner_lost(sf, job, ctx.settings):
         log.info("job %s: redelivered while its worker is alive, message ignored", job_id)

@@ -1,10 +1,12 @@
 """Controllable pieces of the real stack for fault tests: a private Valkey broker (no persistence) that can be
-killed and restarted on its port, an S3 server (moto) that can be stopped and started, worker processes that can
-be SIGKILLed, and an in-process sweeper thread."""
+killed and restarted on its port, an S3 server (moto) that can be stopped and started, a TCP proxy that can cut the
+way to a server (PostgreSQL: the shared server itself is never stopped), worker processes that can be SIGKILLed,
+and an in-process sweeper thread."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -58,6 +60,74 @@ class PrivateBroker:
         return broker_answers(self.url, timeout_s=0.3)
 
 
+class TcpProxy:
+    """127.0.0.1:<port> forwarding to ``target`` in threads of the test process. ``cut()`` drops every open
+    connection and refuses new ones (accepted, then closed at once) until ``restore()``: an outage of the server as
+    the clients behind the proxy see it."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            self.up = False
+            for sock in self._open:
+                _close(sock)
+            self._open.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        _close(self.listener)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                _close(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=3)
+            except OSError:
+                _close(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        _close(source)
+        _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 class S3Server:
     """moto's S3 server on a fixed port; its data lives in this test process, so it survives stop/start."""
 
@@ -81,14 +151,15 @@ class S3Server:
 class WorkerProcess:
     """`face3d worker` (solo pool: the job runs in this very process, so SIGKILL stops job and worker at once)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env, self.log_path = env, log_path
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "cpu") -> None:
+        self.env, self.log_path, self.queues = env, log_path, queues
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "face3d.worker.cli", "--queues", "cpu", "--pool", "solo", "--loglevel", "info"],
+                [sys.executable, "-m", "face3d.worker.cli", "--queues", self.queues, "--pool", "solo",
+                 "--loglevel", "info"],
                 cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
                 stderr=subprocess.STDOUT)
         return self

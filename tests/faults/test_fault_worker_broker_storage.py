@@ -1,5 +1,6 @@
 """Faults on the real stack (PostgreSQL, private Valkey, private S3 server, `face3d worker` processes, sweeper):
-no job is lost, none finishes twice, and an outage ends in a clear failure rather than a stuck job."""
+no job is lost, none finishes twice, and an outage is waited out rather than failing the job (tests/faults/test_outages.py:
+the database and storage outages with a backlog)."""
 from __future__ import annotations
 
 import os
@@ -84,7 +85,7 @@ def test_broker_restart_without_persistence_loses_nothing(fault_stack, sweeper):
     print(f"broker restart: 4 jobs done {recovery_s:.1f} s after the restart")
 
 
-def test_storage_down_mid_job_fails_clearly_then_next_job_works(fault_stack, sweeper):
+def test_storage_down_mid_job_is_waited_out_then_the_job_succeeds(fault_stack, sweeper):
     stack = fault_stack
     worker = stack.new_worker("storage")
     try:
@@ -93,15 +94,15 @@ def test_storage_down_mid_job_fails_clearly_then_next_job_works(fault_stack, swe
                    f"job runs past reading its input; log:\n{worker.log()}", 0.02)
         stack.s3.stop()
         try:
-            started = time.monotonic()
-            failed = wait_terminal(stack, job_id, worker, timeout_s=60)
-            failed_after_s = time.monotonic() - started
+            time.sleep(8)
+            assert not state_of(stack, job_id).is_terminal, "the outage must not finish the job"
         finally:
             stack.s3.start()
-        assert (failed.state, failed.error_code) == (JobState.FAILED, "storage_unavailable"), worker.log()
-        assert "storage" in failed.error_message
-        follower = wait_terminal(stack, submit(stack.sf, stack.storage, stack.queue, PHOTO, FAST), worker)
-        assert follower.state is JobState.SUCCEEDED, (follower.error_code, follower.error_message)
+        restarted = time.monotonic()
+        done = wait_terminal(stack, job_id, worker, timeout_s=90)
+        done_after_s = time.monotonic() - restarted
+        assert (done.state, done.error_code) == (JobState.SUCCEEDED, None), (done.error_message, worker.log())
+        assert output_objects(stack, job_id) == sorted(stack.storage.prefix + a["key"] for a in done.result["artifacts"])
     finally:
         worker.stop()
-    print(f"storage outage: job failed storage_unavailable {failed_after_s:.1f} s after the S3 server stopped")
+    print(f"storage outage of 8 s mid-job: the job succeeded {done_after_s:.1f} s after S3 came back")

@@ -30,7 +30,8 @@ def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_ur
     queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
     app = queue.celery_app
     bindings = {q.name: (q.exchange.name, q.exchange.type, q.routing_key) for q in app.conf.task_queues}
-    assert bindings == {name: (name, "direct", name) for name in ("cpu", "gpu", "batch", "webhooks")}
+    names = [lane for name in ("cpu", "gpu", "batch", "webhooks") for lane in (name, f"{name}.front")]
+    assert bindings == {name: (name, "direct", name) for name in names}
     client = redis.Redis.from_url(redis_url)
     client.delete("cpu", "gpu", "batch", "webhooks")
     queue.send_job("job-gpu", "hrn")
@@ -45,6 +46,22 @@ def test_each_queue_has_its_own_direct_exchange_and_routing_still_works(redis_ur
     client.delete("cpu", "gpu", "batch", "webhooks")
 
 
+def test_a_job_taken_back_from_a_lost_worker_goes_to_the_front_lane_read_first(redis_url, tmp_path):
+    from face3d.shared.queue import consumed_queues
+
+    assert consumed_queues(["cpu", "webhooks", "batch"]) == [
+        "cpu.front", "cpu", "webhooks.front", "webhooks", "batch.front", "batch"]
+    queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    client.delete("cpu", "cpu.front", "batch", "batch.front")
+    queue.send_job("job-1", "cpu")
+    queue.send_job("job-2", "cpu", front=True)
+    queue.send_items(["item-1"], "cpu", front=True)
+    assert (client.llen("cpu"), client.llen("cpu.front"), client.llen("batch.front")) == (1, 1, 1)
+    assert queue.depth("cpu") == 2 and queue.depth("batch") == 1        # the lane counts as its queue
+    client.delete("cpu", "cpu.front", "batch", "batch.front")
+
+
 def test_celery_config_is_safe_for_long_jobs(tmp_path):
     settings = load_settings({"JOB_TIME_LIMIT_S": "900"}, data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
     conf = make_celery(settings).conf
@@ -52,7 +69,7 @@ def test_celery_config_is_safe_for_long_jobs(tmp_path):
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit == 900
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert conf.accept_content == ["json"]
-    assert {q.name for q in conf.task_queues} == {"cpu", "gpu", "batch", "webhooks"}
+    assert {q.name for q in conf.task_queues} >= {"cpu", "gpu", "batch", "webhooks"}
     assert conf.broker_transport_options["queue_order_strategy"] == "priority"    # cpu before batch
 
 

@@ -2,6 +2,7 @@
 cancel at a stage boundary, redelivery after a lost worker, unexpected errors, unreachable storage."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from face3d.shared import jobs, models
 from face3d.shared.config import load_settings
-from face3d.shared.errors import NoFaceError
+from face3d.shared.errors import NoFaceError, StorageUnavailable
 from face3d.shared.states import JobState
 from face3d.shared.storage import S3Storage, input_key, make_s3_client
 from tests.stubs import RecordingQueue
@@ -133,13 +134,40 @@ def test_redelivery_after_lost_worker_runs_again_then_gives_up(ctx, use_engine):
     assert (lost.state, lost.error_code) == (JobState.FAILED, "worker_lost")
 
 
-def test_unreachable_storage_fails_storage_unavailable(ctx, use_engine):
+def test_unreachable_storage_never_fails_the_job_and_hands_it_back(ctx, use_engine):
     use_engine(ScriptedEngine(lambda: pytest.fail("must not run")))
     job = queued_job(ctx)
     broken = S3Storage(make_s3_client("http://127.0.0.1:9", "us-east-1"), "bucket")
-    broken_ctx = WorkerContext(ctx.settings, ctx.session_factory, broken, ctx.queue)
-    assert run_job(broken_ctx, job.id, worker="w") == "failed"
-    assert jobs.get_job(ctx.session_factory, job.id).error_code == "storage_unavailable"
+    patient = dataclasses.replace(ctx.settings, outage_retry_s=1.0)
+    broken_ctx = WorkerContext(patient, ctx.session_factory, broken, ctx.queue)
+    assert run_job(broken_ctx, job.id, worker="w") == "deferred"
+    after = jobs.get_job(ctx.session_factory, job.id)
+    assert (after.state, after.error_code, after.worker) == (JobState.QUEUED, None, None)   # the sweeper resends it
+
+
+class FlakyStorage:
+    """The real storage, unreachable for the first ``failures`` calls of each method (an outage that ends)."""
+
+    def __init__(self, storage, failures: int) -> None:
+        self.storage, self.failures, self.calls = storage, failures, 0
+
+    def __getattr__(self, name):
+        method = getattr(self.storage, name)
+
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise StorageUnavailable(f"storage unreachable (stub, call {self.calls})")
+            return method(*args, **kwargs)
+        return call
+
+
+def test_a_storage_outage_that_ends_is_waited_out(ctx, use_engine):
+    use_engine(ScriptedEngine(lambda: (_ for _ in ()).throw(NoFaceError("no face"))))
+    job = queued_job(ctx)
+    flaky = WorkerContext(ctx.settings, ctx.session_factory, FlakyStorage(ctx.storage, failures=5), ctx.queue)
+    assert run_job(flaky, job.id, worker="w") == "failed"       # its own fault, after the outage: no face
+    assert jobs.get_job(ctx.session_factory, job.id).error_code == "no_face_detected"
 
 
 def test_progress_reporter_grows_and_records_stage(session_factory, ctx):
