@@ -50,9 +50,7 @@ def list_jobs() -> Response:
 def get_job(job_id: str) -> Response:
     svc = services()
     job = _visible_job(svc, job_id)
-    wait_s, milestone = _wait_preference(), _wait_for()
-    if wait_s is not None:
-        job = _wait_for_terminal(svc, job, wait_s, milestone)
+    job, wait_s = _wait_if_preferred(svc, job, _wait_for())
     response = _json(job_view(job, _base_url(svc)).model_dump_json())
     if wait_s is not None:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
@@ -133,9 +131,7 @@ def _cancel_queued(svc: Services, job_id: str) -> Job:
 
 
 def _job_response(svc: Services, job: Job, *, created: bool) -> Response:
-    wait_s = _wait_preference()
-    if wait_s is not None:
-        job = _wait_for_terminal(svc, job, wait_s)
+    job, wait_s = _wait_if_preferred(svc, job, None)
     response = _json(job_view(job, _base_url(svc)).model_dump_json(), status=200 if job.is_terminal else 202)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if wait_s is not None:
@@ -163,6 +159,21 @@ def _wait_for() -> str | None:
 
 def _reached(job: Job, milestone: str | None) -> bool:
     return job.is_terminal or (milestone is not None and milestone in (job.result or {}).get("milestones", []))
+
+
+def _wait_if_preferred(svc: Services, job: Job, milestone: str | None) -> tuple[Job, int | None]:
+    """Honour `Prefer: wait=N` while fewer than MAX_CONCURRENT_WAITS requests of this process wait: each wait holds
+    a server thread, so over the bound the job is answered at once (the wait not applied, as RFC 7240 allows).
+    Returns the job and the wait applied (None: none)."""
+    wait_s = _wait_preference()
+    if wait_s is None or _reached(job, milestone):
+        return job, wait_s
+    if svc.settings.max_concurrent_waits == 0 or not svc.waits.acquire(blocking=False):
+        return job, None
+    try:
+        return _wait_for_terminal(svc, job, wait_s, milestone), wait_s
+    finally:
+        svc.waits.release()
 
 
 def _wait_for_terminal(svc: Services, job: Job, wait_s: int, milestone: str | None = None) -> Job:

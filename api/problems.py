@@ -169,6 +169,11 @@ def _database_error(error: Exception) -> Response:
                             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
+def _stalled(error: TimeoutError) -> Response:
+    """The client stopped sending its body (API_BODY_TIMEOUT_S passed between two reads): its fault, not ours."""
+    return problem_response(408, ErrorCode.INVALID_REQUEST, "the request body stopped arriving; send it again")
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(500, ErrorCode.INTERNAL, "internal server error")
@@ -178,4 +183,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Face3dError, _face3d_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sa_exc.SQLAlchemyError, _database_error)
+    app.register_error_handler(TimeoutError, _stalled)
     app.register_error_handler(Exception, _unexpected)

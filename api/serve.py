@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-API_THREADS = 8
+GUNICORN_CONFIG = "face3d.api.gunicorn_conf"     # the shipped settings (API_THREADS, header and body timeouts)
 LOG_FILE = Path("logs") / "serve.log"
 LOG_TAIL_LINES = 15
 SAMPLE = Path("examples") / "frontal.jpg"
@@ -172,9 +172,8 @@ def sweeper_command() -> list[str]:
 
 def api_command(listener_fd: int) -> list[str]:
     """gunicorn on the socket the supervisor bound (``fd://``), so the port checked is the port served."""
-    return supervised.command("gunicorn", "--bind", f"fd://{listener_fd}", "--workers", "1", "--worker-class",
-                              "gthread", "--threads", str(API_THREADS), "--graceful-timeout", "10",
-                              "--access-logfile", "-", "face3d.api.app:create_app()")
+    return supervised.command("gunicorn", "--config", f"python:{GUNICORN_CONFIG}", "--bind", f"fd://{listener_fd}",
+                              "--workers", "1", "--graceful-timeout", "10", "face3d.api.app:create_app()")
 
 
 def _face3d() -> list[str]:

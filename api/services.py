@@ -1,7 +1,8 @@
 """What a request handler needs, built once per app by create_app and injectable for tests."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import current_app
@@ -19,6 +20,10 @@ class Services:
     session_factory: "SessionFactory"
     storage: "Storage"
     queue: "JobQueue"           # or any object with its methods (tests: tests/stubs.py RecordingQueue)
+    waits: threading.Semaphore = field(init=False)     # `Prefer: wait` requests waiting now (MAX_CONCURRENT_WAITS)
+
+    def __post_init__(self) -> None:
+        self.waits = threading.BoundedSemaphore(self.settings.max_concurrent_waits or 1)
 
 
 def services() -> Services:

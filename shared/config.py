@@ -155,6 +155,21 @@ class Settings:
             "Threads each worker process renders turntable frames with; 0: the CPUs divided by the worker "
             "processes (WORKER_CONCURRENCY), so threads never oversubscribe the machine.", INT,
             "0 (CPUs / processes)")
+    api_bind: str = setting("API_BIND", "0.0.0.0:8000",
+            "Address the shipped gunicorn (`-c python:face3d.api.gunicorn_conf`) listens on.")
+    api_workers: int = setting("API_WORKERS", 2, "gunicorn worker processes of the shipped API.", INT)
+    api_threads: int = setting("API_THREADS", 32,
+            "Threads per API worker process (gthread): requests served at once by each, slow clients and "
+            "`Prefer: wait` included.", INT)
+    api_header_timeout_s: float = setting("API_HEADER_TIMEOUT_S", 10.0,
+            "Total time a client has to send a request's line and headers; then the connection is closed "
+            "(slowloris).", FLOAT, "10")
+    api_body_timeout_s: float = setting("API_BODY_TIMEOUT_S", 30.0,
+            "Longest pause between two reads of a request body (or two writes of a response); then the request "
+            "ends with a 400 or 408 problem.", FLOAT, "30")
+    max_concurrent_waits: int = setting("MAX_CONCURRENT_WAITS", 8,
+            "`Prefer: wait` requests one API process lets wait at once; more are answered at once, without "
+            "waiting and without `Preference-Applied`.", INT)
     public_base_url: str | None = setting("PUBLIC_BASE_URL", None,
             "Absolute URL of the API as clients see it, for links in responses.")
     batch_chunk_size: int = setting("BATCH_CHUNK_SIZE", 500,
@@ -311,10 +326,12 @@ def _validate(settings: Settings) -> None:
                 "worker_concurrency", "broker_connect_timeout_s", "heartbeat_interval_s", "queued_resend_after_s",
                 "batch_chunk_size", "max_archive_bytes", "sweeper_interval_s", "image_url_timeout_s",
                 "max_archive_entries", "max_archive_uncompressed_bytes", "max_archive_entry_ratio", "orphan_grace_s",
-                "orphan_sweep_interval_s")
+                "orphan_sweep_interval_s", "api_workers", "api_threads", "api_header_timeout_s", "api_body_timeout_s")
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name.upper()} must be positive")
+    if settings.max_concurrent_waits < 0:
+        raise ConfigError("MAX_CONCURRENT_WAITS must not be negative")
     if settings.auth_mode not in ("off", "on"):
         raise ConfigError(f"AUTH_MODE must be 'off' or 'on', not {settings.auth_mode!r}")
     if settings.webhook_max_attempts <= 0 or settings.webhook_timeout_s <= 0 or settings.webhook_backoff_s < 0:
