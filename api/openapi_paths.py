@@ -113,7 +113,9 @@ def _body(content: dict[str, str]) -> dict[str, Any]:
 
 
 _PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": _STR,
-           "description": "`wait=N` (N <= 60): hold the answer until the job finishes or N seconds pass."}
+           "description": "`wait=N` (N <= 60): hold the answer until the job finishes or N seconds pass. Each API "
+                          "process lets MAX_CONCURRENT_WAITS requests wait at once; over that, the answer comes at "
+                          "once without Preference-Applied."}
 _WAIT_FOR = {"name": "wait_for", "in": "query", "required": False,
              "schema": {"type": "string", "enum": ["mesh", "vis", "video"]},
              "description": "With `Prefer: wait=N`: answer as soon as this milestone's files are stored (mesh: the "

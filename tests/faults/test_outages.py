@@ -128,3 +128,41 @@ def test_a_database_outage_fails_nothing_and_drains_nothing(outage_stack):
 
 def test_a_storage_outage_fails_nothing_and_drains_nothing(outage_stack):
     ride_out(outage_stack, "storage-outage", outage_stack.s3.stop, outage_stack.s3.start)
+
+
+SLOW = {"video": True, "frames": 24, "render_size": 256, "texture_size": 256}     # a few seconds of work
+KILL_BACKLOG = 30
+
+
+def test_a_killed_workers_job_goes_to_the_front_not_behind_the_backlog(outage_stack):
+    """kill -9 mid-job with 30 jobs queued behind: the sweeper takes the job back (HEARTBEAT_TIMEOUT_S) into its
+    queue's front lane, so it runs next instead of after the whole backlog."""
+    stack = outage_stack
+    first, second = stack.new_worker("killed"), None
+    with SweeperThread(stack.proxied_sf, stack.settings, stack.queue, stack.settings.sweeper_interval_s) as sweeper:
+        try:
+            wait_until(lambda: "ready" in first.log(), 90, f"worker starts; log:\n{first.log()}")
+            victim = submit(stack.sf, stack.storage, stack.queue, PHOTO, SLOW)
+            backlog = [submit(stack.sf, stack.storage, stack.queue, PHOTO, QUICK) for _ in range(KILL_BACKLOG)]
+            wait_until(lambda: (jobs.get_job(stack.sf, victim).stage or "started") not in ("started", "decode"), 90,
+                       f"the first job runs; log:\n{first.log()}", 0.02)
+            first.kill()
+            killed_at = time.monotonic()
+            second = stack.new_worker("after-kill")
+            wait_until(lambda: jobs.get_job(stack.sf, victim).is_terminal, 120,
+                       f"the killed job finishes; log:\n{second.log()}", 0.1)
+            recovered_s = time.monotonic() - killed_at
+            wait_until(lambda: all(jobs.get_job(stack.sf, j).is_terminal for j in backlog), 180,
+                       f"the backlog finishes; log:\n{second.log()}", 0.2)
+        finally:
+            first.kill()
+            if second is not None:
+                second.stop()
+    job = jobs.get_job(stack.sf, victim)
+    rest = [jobs.get_job(stack.sf, job_id) for job_id in backlog]
+    assert (job.state, job.attempts) == (JobState.SUCCEEDED, 2) and victim in sweeper.touched("requeued")
+    assert all(other.state is JobState.SUCCEEDED for other in rest)
+    behind = sum(other.started_at > job.started_at for other in rest)
+    assert behind > 0, "the requeued job waited behind the whole backlog"
+    print(f"worker kill -9 with {KILL_BACKLOG} jobs queued: the job finished {recovered_s:.1f} s after the kill, "
+          f"ahead of {behind} of them")
