@@ -16,6 +16,8 @@ from face3d.shared.storage.base import content_type_for, sanitize_name, validate
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _MISSING_SOURCE = {"NoSuchKey", "404", "NoSuchBucket"}
+_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+              "ServiceUnavailable", "InternalError"}
 
 
 def make_s3_client(endpoint_url: str | None, region: str) -> Any:
@@ -41,8 +43,18 @@ def read_source(client: Any, url: str) -> bytes:
         return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
     except Exception as exc:  # noqa: BLE001 - any failure to read the source fails this item only
         code = s3_error_code(exc)
-        error = ErrorCode.NOT_FOUND if code in _MISSING_SOURCE else ErrorCode.STORAGE_UNAVAILABLE
-        raise Face3dError(f"cannot read {url}: {code}", error) from exc
+        raise Face3dError(f"cannot read {url}: {code}", _source_error(exc, code)) from exc
+
+
+def _source_error(exc: Exception, code: str) -> ErrorCode:
+    """Missing: not_found. Refused for good (AccessDenied, a bad name, ...: the source's fault): fetch_failed.
+    Unreachable, throttled or a 5xx: storage_unavailable, an outage the worker waits out."""
+    if code in _MISSING_SOURCE:
+        return ErrorCode.NOT_FOUND
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if isinstance(exc, ClientError) and status < 500 and code not in _TRANSIENT:
+        return ErrorCode.FETCH_FAILED
+    return ErrorCode.STORAGE_UNAVAILABLE
 
 
 class S3Storage:
