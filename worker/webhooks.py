@@ -19,9 +19,11 @@ from face3d.shared.jobs import find_job
 from face3d.shared.queue import WEBHOOK_TASK_NAME
 from face3d.shared.webhooks import attempt_delivery, backoff_s
 from face3d.worker.context import WorkerContext, context_for
+from face3d.worker.outages import is_outage
 
 log = logging.getLogger(__name__)
 FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "canceled", "reused"})
+OUTAGE_RETRY_COUNTDOWN_S = 5
 
 
 def notify_finished(ctx: WorkerContext, job_id: str, outcome: str) -> None:
@@ -39,7 +41,16 @@ def notify_finished(ctx: WorkerContext, job_id: str, outcome: str) -> None:
 @shared_task(name=WEBHOOK_TASK_NAME, bind=True, acks_late=True, ignore_result=True)
 def deliver_webhook(self: Any, job_id: str, attempt: int = 1) -> str:
     ctx = context_for(self.app)
-    result = attempt_delivery(ctx.session_factory, ctx.settings, job_id, attempt)
+    try:
+        result = attempt_delivery(ctx.session_factory, ctx.settings, job_id, attempt)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # The database is down: the same attempt again later, never given up for it (a POST already made goes
+        # out again with the same webhook-id, which receivers drop).
+        log.warning("job %s: webhook attempt %d postponed: %s", job_id, attempt, type(exc).__name__)
+        raise self.retry(args=[job_id], kwargs={"attempt": attempt}, countdown=OUTAGE_RETRY_COUNTDOWN_S,
+                         max_retries=None) from None
     if result is None:
         return "nothing to deliver"
     if result.delivered:

@@ -105,3 +105,18 @@ def test_a_lost_workers_job_is_resent_into_the_front_lane(session_factory, setti
     queue = RecordingQueue()
     report = sweep_once(session_factory, settings, queue, now=db.utcnow() + timedelta(seconds=6))
     assert report.requeued == [job_id] and queue.front == [job_id]
+
+
+def test_a_webhook_attempt_meeting_a_database_outage_is_postponed_not_given_up(monkeypatch, tmp_path):
+    from celery.exceptions import Retry
+
+    from face3d.worker import webhooks as task_module
+
+    def down(*args, **kwargs):
+        raise db_down()
+
+    monkeypatch.setattr(task_module, "attempt_delivery", down)
+    monkeypatch.setattr(task_module, "context_for", lambda app: type("Ctx", (), {
+        "session_factory": None, "settings": load_settings({}, data_dir=tmp_path)})())
+    with pytest.raises(Retry):
+        task_module.deliver_webhook.run("job-x", attempt=2)
