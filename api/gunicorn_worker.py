@@ -6,6 +6,7 @@
   timeout once the headers are in; a stalled upload then ends with a 400 (werkzeug's form parser) or 408
   (api/problems.py) problem.
 
+HTTP/1.1 only (gunicorn's default `http_protocols`): an HTTP/2 connection would carry many requests under one watchdog.
 The shipped deployment also puts a buffering proxy in front (compose's nginx), which absorbs slow clients before
 they reach a thread at all; these limits hold without it (the Dockerfile alone, `face3d serve`).
 """
