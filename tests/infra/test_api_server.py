@@ -62,3 +62,29 @@ def test_compose_fronts_the_api_with_a_buffering_nginx():
 def test_webhook_deliveries_have_a_worker_of_their_own():
     command = compose_services()["worker-webhooks"]["command"]
     assert command[command.index("--queues") + 1] == "webhooks" and command[command.index("--pool") + 1] == "threads"
+
+
+def test_the_header_watchdog_shuts_only_the_connections_still_armed_at_their_deadline():
+    import socket
+    import time
+    from types import SimpleNamespace
+
+    from face3d.api.gunicorn_worker import Watchdog
+
+    pairs = [socket.socketpair() for _ in range(3)]
+    conns = [SimpleNamespace(sock=server) for server, _ in pairs]
+    watchdog = Watchdog()
+    tokens = [watchdog.arm(conn, timeout) for conn, timeout in zip(conns, (0.3, 0.3, 5))]
+    watchdog.disarm(tokens[1])                      # its headers came in time
+    time.sleep(0.8)
+    closed = []
+    for server, client in pairs:
+        client.setblocking(False)
+        try:
+            closed.append(client.recv(1) == b"")    # the server side was shut down: EOF
+        except BlockingIOError:
+            closed.append(False)
+    assert closed == [True, False, False]
+    for server, client in pairs:
+        server.close()
+        client.close()
