@@ -46,8 +46,8 @@ class Patience:
     """One job's budget for riding out outages: ``retry(call)`` calls until it works or the budget is spent."""
 
     def __init__(self, budget_s: float, job_id: str, backoff: Backoff = OUTAGE_BACKOFF,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.job_id, self.backoff, self.sleep = job_id, backoff, sleep
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.job_id, self.backoff, self.sleep = job_id, backoff, sleep or time.sleep
         self.ends_at = time.monotonic() + budget_s
         self.waited_s = 0.0
 

@@ -19,7 +19,7 @@ from face3d.shared.jobs import find_job
 from face3d.shared.queue import WEBHOOK_TASK_NAME
 from face3d.shared.webhooks import attempt_delivery, backoff_s
 from face3d.worker.context import WorkerContext, context_for
-from face3d.worker.outages import is_outage
+from face3d.worker.outages import Patience, is_outage
 
 log = logging.getLogger(__name__)
 FINISHED_OUTCOMES = frozenset({"succeeded", "failed", "canceled", "reused"})
@@ -30,12 +30,16 @@ def notify_finished(ctx: WorkerContext, job_id: str, outcome: str) -> None:
     """Deliver the webhook of a job the task just finished (``outcome`` as run_job or batch_item return it)."""
     if outcome not in FINISHED_OUTCOMES:
         return
-    try:
-        job = find_job(ctx.session_factory, job_id)
-        if job is not None and job.webhook_url:
-            ctx.queue.retry_webhook(job_id, attempt=1)
+    try:    # a broker or database outage is waited out like the job's own steps (worker/outages.py)
+        Patience(ctx.settings.outage_retry_s, job_id).retry(lambda: _queue_first_attempt(ctx, job_id))
     except Exception:   # noqa: BLE001 - the job is finished whatever happens to its webhook
         log.exception("job %s: webhook delivery could not be queued", job_id)
+
+
+def _queue_first_attempt(ctx: WorkerContext, job_id: str) -> None:
+    job = find_job(ctx.session_factory, job_id)
+    if job is not None and job.webhook_url:
+        ctx.queue.retry_webhook(job_id, attempt=1)
 
 
 @shared_task(name=WEBHOOK_TASK_NAME, bind=True, acks_late=True, ignore_result=True)

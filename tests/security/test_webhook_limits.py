@@ -199,3 +199,34 @@ def _deliveries(sf, job_ids: list[str], timeout_s: float) -> list:
         if len(rows) >= len(job_ids) or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+def test_the_first_attempt_is_queued_once_a_broker_outage_ends(session_factory, local_storage, make_app, callers,
+                                                               obama_bytes, receiver, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from face3d.shared.config import load_settings
+    from face3d.worker import outages
+    from face3d.worker.context import WorkerContext
+    from face3d.worker.webhooks import notify_finished
+    from tests.api.fakes import finish_job, post_photo
+    from tests.stubs import RecordingQueue
+
+    class BrokerBack(RecordingQueue):
+        failures = 3
+
+        def retry_webhook(self, job_id, attempt=1, countdown=0):
+            if self.failures:
+                self.failures -= 1
+                raise OperationalError("Connection refused (stub)")
+            super().retry_webhook(job_id, attempt, countdown)
+
+    monkeypatch.setattr(outages.time, "sleep", lambda seconds: None)
+    client = make_app(WEBHOOK_ALLOW_PRIVATE="1").test_client()
+    job_id = post_photo(client, obama_bytes, headers=callers.a.headers,
+                        webhook_url=f"{receiver}/ok").get_json()["id"]
+    finish_job(session_factory, local_storage, job_id)
+    queue = BrokerBack()
+    ctx = WorkerContext(load_settings(env={"WEBHOOK_ALLOW_PRIVATE": "1"}), session_factory, local_storage, queue)
+    notify_finished(ctx, job_id, "succeeded")
+    assert queue.webhooks == [(job_id, 1, 0)] and queue.failures == 0
