@@ -56,13 +56,15 @@ class SweepReport:
 
 
 def sweep_once(sf: db.SessionFactory, settings: Settings, queue: JobQueue,
-               now: datetime | None = None) -> SweepReport:
-    """One sweep: find what the queue lost and repair it (see the module docstring)."""
+               now: datetime | None = None, trust_silence: bool = True) -> SweepReport:
+    """One sweep: find what the queue lost and repair it (see the module docstring). ``trust_silence=False``
+    (just after a database outage, when no worker could write a heartbeat) leaves silent running jobs alone."""
     now = now or db.utcnow()
     report = SweepReport()
     hooked: list[str] = []                                # failed here and waiting for a webhook
     _fail_overdue(sf, settings, now, report, hooked)
-    _recover_lost(sf, settings, queue, now, report, hooked)
+    if trust_silence:
+        _recover_lost(sf, settings, queue, now, report, hooked)
     _resend_queued(sf, settings, queue, now, report)
     _resend_expansions(sf, settings, queue, now, report)
     if hooked:
@@ -184,15 +186,18 @@ def run_sweeper(sf: db.SessionFactory, settings: Settings, queue: JobQueue, stop
     """Sweep every ``interval_s`` until ``stop`` is set, and ``storage`` every ORPHAN_SWEEP_INTERVAL_S; an outage
     (database, broker, storage) only skips a round."""
     interval_s = interval_s or settings.sweeper_interval_s
-    next_storage_sweep = time.monotonic()
+    next_storage_sweep = blind_until = time.monotonic()
     while not stop.is_set():
         try:
-            report = sweep_once(sf, settings, queue)
+            report = sweep_once(sf, settings, queue, trust_silence=time.monotonic() >= blind_until)
             if on_sweep is not None:
                 on_sweep(report)
             if storage is not None and time.monotonic() >= next_storage_sweep:
                 next_storage_sweep = time.monotonic() + settings.orphan_sweep_interval_s
                 sweep_storage(sf, settings, storage)
         except Exception as exc:
+            # Most likely the database is down for the workers too: their heartbeats resume only once it is back,
+            # so a silence is no sign of a dead worker until HEARTBEAT_TIMEOUT_S after that.
+            blind_until = time.monotonic() + settings.heartbeat_timeout_s + interval_s
             log.warning("sweep failed, retrying in %.0f s: %s", interval_s, exc)
         stop.wait(interval_s)

@@ -116,6 +116,7 @@ def ride_out(stack: OutageStack, name: str, cut, restore) -> None:
     assert infrastructure == [], f"jobs failed for the outage: {infrastructure}\n{worker.log()}"
     assert [job.state for job in done] == [JobState.SUCCEEDED] * BACKLOG, [(j.state, j.error_code) for j in done]
     assert waiting >= not_started - 1, f"the outage drained the queue: {waiting} messages left of {not_started}"
+    assert [job.attempts for job in done] == [1] * BACKLOG      # the job in flight was not taken for lost either
     last_s = max((job.finished_at - recovered_at).total_seconds() for job in done)
     assert last_s <= RECOVERY_BOUND_S, f"the last job finished {last_s:.1f} s after the recovery"
     print(f"{name}: {BACKLOG} jobs, {OUTAGE_S} s outage; {waiting} messages still queued at its end; "

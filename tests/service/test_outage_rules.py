@@ -120,3 +120,35 @@ def test_a_webhook_attempt_meeting_a_database_outage_is_postponed_not_given_up(m
         "session_factory": None, "settings": load_settings({}, data_dir=tmp_path)})())
     with pytest.raises(Retry):
         task_module.deliver_webhook.run("job-x", attempt=2)
+
+
+def test_just_after_a_database_outage_silence_is_not_taken_for_a_dead_worker(session_factory, settings):
+    from face3d.worker.sweeper import sweep_once
+
+    job_id = new_job(session_factory)
+    jobs.mark_running(session_factory, job_id, "alive-but-cut-off/1")
+    later = db.utcnow() + timedelta(seconds=6)
+    queue = RecordingQueue()
+    assert sweep_once(session_factory, settings, queue, now=later, trust_silence=False).requeued == []
+    assert sweep_once(session_factory, settings, queue, now=later).requeued == [job_id]
+
+
+def test_the_sweeper_loop_stops_trusting_silence_after_a_failed_sweep(monkeypatch, settings):
+    import threading
+
+    from face3d.worker import sweeper
+
+    seen: list[bool] = []
+    stop = threading.Event()
+
+    def fake_sweep(sf, settings, queue, now=None, trust_silence=True):
+        seen.append(trust_silence)
+        if len(seen) == 1:
+            raise db_down()
+        if len(seen) == 3:
+            stop.set()
+        return sweeper.SweepReport()
+
+    monkeypatch.setattr(sweeper, "sweep_once", fake_sweep)
+    sweeper.run_sweeper(None, settings, RecordingQueue(), stop, interval_s=0.01)
+    assert seen == [True, False, False]
