@@ -132,11 +132,12 @@ def test_a_storage_outage_fails_nothing_and_drains_nothing(outage_stack):
 
 
 SLOW = {"video": True, "frames": 24, "render_size": 256, "texture_size": 256}     # a few seconds of work
-KILL_BACKLOG = 30
+TEXTURED = {"video": False, "texture_size": 256}    # 60 of them outlast the loss detection (~12 s) here
+KILL_BACKLOG = 60
 
 
 def test_a_killed_workers_job_goes_to_the_front_not_behind_the_backlog(outage_stack):
-    """kill -9 mid-job with 30 jobs queued behind: the sweeper takes the job back (HEARTBEAT_TIMEOUT_S) into its
+    """kill -9 mid-job with 60 jobs queued behind: the sweeper takes the job back (HEARTBEAT_TIMEOUT_S) into its
     queue's front lane, so it runs next instead of after the whole backlog."""
     stack = outage_stack
     first, second = stack.new_worker("killed"), None
@@ -144,7 +145,7 @@ def test_a_killed_workers_job_goes_to_the_front_not_behind_the_backlog(outage_st
         try:
             wait_until(lambda: "ready" in first.log(), 90, f"worker starts; log:\n{first.log()}")
             victim = submit(stack.sf, stack.storage, stack.queue, PHOTO, SLOW)
-            backlog = [submit(stack.sf, stack.storage, stack.queue, PHOTO, QUICK) for _ in range(KILL_BACKLOG)]
+            backlog = [submit(stack.sf, stack.storage, stack.queue, PHOTO, TEXTURED) for _ in range(KILL_BACKLOG)]
             wait_until(lambda: (jobs.get_job(stack.sf, victim).stage or "started") not in ("started", "decode"), 90,
                        f"the first job runs; log:\n{first.log()}", 0.02)
             first.kill()
