@@ -5,6 +5,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from face3d.api import batches, downloads, edge, health, jobs, web
 from face3d.api.auth import init_app as init_auth
@@ -49,6 +50,9 @@ def create_app(
     app.register_blueprint(health.bp)
     app.add_url_rule("/v1/openapi.json", "openapi", lambda: jsonify(openapi_document()))
     app.register_blueprint(web.bp)
+    if settings.trusted_proxies:    # behind nginx every client would otherwise share the proxy's address
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -253,6 +253,9 @@ class Settings:
     decode_memory_bytes: int = setting("DECODE_MEMORY_BYTES", 320 * 1024 ** 2,
             "Pixel memory one photo may take while decoded (estimated from its header: mode x pixels); larger "
             "photos are decoded reduced (JPEG draft, PIL reduce) to fit.", INT, "335544320 (320 MiB)")
+    trusted_proxies: int = setting("TRUSTED_PROXIES", 0,
+            "Proxies in front of the API whose X-Forwarded-For/-Proto/-Host are believed (compose: 1, its nginx); "
+            "the client address (failed-auth limit, logs) is then the one the nearest proxy saw. 0: none.", INT)
     rate_limit_auth_failures: tuple[int, int] | None = setting("RATE_LIMIT_AUTH_FAILURES", (20, 60),
             "Per client address: failed authentications (missing or unknown key) per window before 429; `off` "
             "disables.", rate, "20/minute")

@@ -128,3 +128,18 @@ def test_bad_rate_settings_are_config_errors(raw):
 
     with pytest.raises(ConfigError, match="RATE_LIMIT_READ"):
         load_settings(env={"RATE_LIMIT_READ": raw})
+
+
+@pytest.mark.parametrize("trusted, separate", [(1, True), (0, False)])
+def test_behind_a_trusted_proxy_the_failed_auth_limit_keys_on_the_forwarded_address(make_app, trusted, separate):
+    """Behind compose's nginx every request comes from the proxy: with TRUSTED_PROXIES=1 the client address is the
+    X-Forwarded-For one, so one client's failures don't lock out the others; untrusted, the header is ignored."""
+    client = make_app(RATE_LIMIT_AUTH_FAILURES="2/minute", RATE_LIMIT_READ="off",
+                      TRUSTED_PROXIES=str(trusted)).test_client()
+    bad = {"Authorization": "Bearer f3d_not-a-key"}
+
+    def from_client(address: str) -> int:
+        return client.get("/v1/jobs", headers={**bad, "X-Forwarded-For": address}).status_code
+
+    assert [from_client("127.0.0.2") for _ in range(3)] == [401, 401, 429]
+    assert from_client("127.0.0.3") == (401 if separate else 429)
