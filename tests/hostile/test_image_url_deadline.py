@@ -3,15 +3,14 @@ headers slowly or never answers cannot hold the fetch past it (urllib3's own tim
 origin listens on 127.0.0.1 and is allowed through the policy's allowed_networks, as in test_image_url_ssrf."""
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
 
 from face3d.shared.errors import ErrorCode, Face3dError
 from face3d.shared.netguard import FetchPolicy, fetch
+from tests.loopback import Trickling, loopback_server
 
 TIMEOUT_S = 1.0
 POLICY = FetchPolicy(max_bytes=1 << 20, timeout_s=TIMEOUT_S, allowed_networks=("127.0.0.1/32",))
@@ -19,7 +18,9 @@ DRIP_S = 0.1            # each drip is far inside any per-read timeout
 DRIPS = 60              # 6 s in all, against a 1 s deadline
 
 
-class Trickler(BaseHTTPRequestHandler):
+class Trickler(Trickling):
+    DRIPS, DRIP_S = DRIPS, DRIP_S
+
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -45,25 +46,11 @@ class Trickler(BaseHTTPRequestHandler):
         except OSError:          # the fetcher hung up on us, as it should
             pass
 
-    def _drip(self, piece) -> None:
-        for i in range(DRIPS):
-            self.wfile.write(piece(i))
-            self.wfile.flush()
-            time.sleep(DRIP_S)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(Trickler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/trickled-body", "/slow-headers", "/redirect-then-trickle"])

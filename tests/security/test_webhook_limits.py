@@ -4,24 +4,25 @@ up to a small cap and dropped. Receivers listen on 127.0.0.1 with WEBHOOK_ALLOW_
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import tracemalloc
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from face3d.shared import webhooks
+from tests.loopback import Trickling, loopback_server
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 HUGE_BYTES = 128 * 1024 * 1024
 DRIP_S, DRIPS = 0.1, 300          # a reply trickled over 30 s
 
 
-class HostileReceiver(BaseHTTPRequestHandler):
+class HostileReceiver(Trickling):
+    DRIPS, DRIP_S = DRIPS, DRIP_S
+
     protocol_version = "HTTP/1.1"
     calls: list[str] = []
 
@@ -53,24 +54,11 @@ class HostileReceiver(BaseHTTPRequestHandler):
         for _ in range(HUGE_BYTES // len(chunk)):
             self.wfile.write(chunk)
 
-    def _drip(self, piece) -> None:
-        for i in range(DRIPS):
-            self.wfile.write(piece(i))
-            self.wfile.flush()
-            time.sleep(DRIP_S)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileReceiver)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with loopback_server(HostileReceiver) as url:
+        yield url
 
 
 def post(url: str, timeout_s: float) -> int:
