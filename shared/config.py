@@ -152,8 +152,8 @@ class Settings:
     worker_concurrency: int = setting("WORKER_CONCURRENCY", 1,
             "Worker processes per `face3d worker` (one engine copy each).", INT)
     render_threads: int = setting("RENDER_THREADS", 0,
-            "Threads each worker process renders turntable frames with; 0: the CPUs divided by the worker "
-            "processes (WORKER_CONCURRENCY), so threads never oversubscribe the machine.", INT,
+            "Threads each worker process gives one job (detection's model lanes, turntable frames); 0: the CPUs "
+            "divided by the worker processes (WORKER_CONCURRENCY), so threads never oversubscribe the machine.", INT,
             "0 (CPUs / processes)")
     api_bind: str = setting("API_BIND", "0.0.0.0:8000",
             "Address the shipped gunicorn (`-c python:face3d.api.gunicorn_conf`) listens on.")

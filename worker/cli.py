@@ -71,7 +71,7 @@ def _run_worker(settings: "Settings", argv: list[str], gpu_worker: bool) -> None
 
 
 def _warm_up_after_fork(pool: str, processes: int, render_threads: int) -> None:
-    """In each pool process, before its first job: size the render thread pool and load the compiled renderer
+    """In each pool process, before its first job: size the job thread pool and load the compiled renderer
     (numba's cache, compiled on the first run of an install), so no job pays for it."""
     from celery.signals import worker_process_init, worker_ready
 
@@ -84,9 +84,9 @@ def _warm_up_after_fork(pool: str, processes: int, render_threads: int) -> None:
             logging.getLogger(__name__).exception("warm-up failed; the first job loads what is missing")
 
     def warm_up(**_: object) -> None:
-        from face3d.shared.artifacts import render
+        from face3d.shared import threads
 
-        render.configure_threads(render_threads, processes if pool == "prefork" else 1)
+        threads.configure_threads(render_threads, processes if pool == "prefork" else 1)
         # In a thread: a first compile (a fresh install) takes seconds, longer than Celery waits for a new child.
         threading.Thread(target=load, name="face3d-render-warm-up", daemon=True).start()
 

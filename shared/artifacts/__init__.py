@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
-
 from face3d.shared.artifacts.document import result_document, write_document
 from face3d.shared.artifacts.formats import write_face_formats
-from face3d.shared.artifacts.meshes import face_file_names, sized_texture, write_face_files
+from face3d.shared.artifacts.meshes import face_file_names, png_bytes, sized_texture, write_face_files
 from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
 
 RESULT_NAME = "result.json"
@@ -124,8 +122,7 @@ def _write_vis(recon: Reconstruction, outdir: Path, options: Options, progress: 
     from face3d.shared.artifacts.vis import draw_vis       # the renderer (numba) loads only where it draws
     with _stage(recon, "vis", progress):
         path = outdir / VIS_NAME
-        cv2.imwrite(str(path), cv2.cvtColor(draw_vis(recon), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1,
-                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY])
+        path.write_bytes(png_bytes(draw_vis(recon)))
     emit("vis", [path])
     return [path]
 

@@ -10,22 +10,19 @@ a plain grey: the shaded, untextured render.
 
 Why numba: the numpy version it replaces cost about 20 ms a 512^2 frame (candidate-pixel arrays, ``maximum.at``);
 this one costs about 1 ms. The kernels are compiled with ``cache=True`` (to __pycache__, once per install) and
-``nogil=True``, so frames and faces can render in parallel threads; ``warm_up()`` compiles or loads them before
+``nogil=True``, so frames and faces can render in parallel threads (shared/threads.py); ``warm_up()`` compiles or loads them before
 the first job. tests/artifacts/test_render_reference.py holds the numpy renderer's output on a fixed mesh.
 """
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Callable, Iterable, Iterator, TypeVar
 
 import cv2
 import numpy as np
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")     # no parallel=True kernels; threads come from render_pool()
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")     # no parallel=True kernels; threads come from shared/threads.py
 import numba  # noqa: E402
 
 from face3d.shared.engines.base import Face  # noqa: E402
@@ -34,8 +31,6 @@ BACKGROUND = (48, 48, 48)
 LIGHT_DIRECTION = np.array([0.35, 0.45, 1.0]) / np.linalg.norm([0.35, 0.45, 1.0])   # towards the light, camera space
 AMBIENT = 0.35
 PLAIN_ALBEDO = (200, 200, 200)                       # the untextured render's surface colour
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -266,36 +261,3 @@ def warm_up() -> None:
     uvs = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 1.0]])
     for texture in (np.full((2, 2, 3), 128, np.uint8), None):
         render(TexturedMesh(vertices, np.array([[0, 1, 2]]), uvs, normals, texture), 8)
-
-
-_threads: int | None = None          # None: configure_threads(0) on first use
-
-
-def configure_threads(threads: int, processes: int = 1) -> int:
-    """How many threads render frames in this process: ``threads``, or with 0 the CPUs this process may use
-    divided by the worker ``processes`` sharing them (at least 1), so N processes of N threads never
-    oversubscribe the machine. Returns the number chosen."""
-    global _threads
-    if threads <= 0:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = cpus // max(1, processes)
-    _threads = max(1, threads)
-    return _threads
-
-
-def render_threads() -> int:
-    return _threads if _threads is not None else configure_threads(0)
-
-
-@lru_cache(maxsize=1)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="face3d-render")
-
-
-def parallel_imap(function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-    """``function(item)`` for each item, in order, on the bounded render pool (the kernels release the GIL)."""
-    items = list(items)
-    threads = render_threads()
-    if threads == 1 or len(items) < 2:
-        return (function(item) for item in items)
-    return _pool(threads).map(function, items)

@@ -8,7 +8,7 @@ so the clip loops without a jump (60 = +-30 degrees, like HRN); the 1/3 phase ke
 from sharing a yaw. 360 is a full turn at constant speed.
 Encoding: H.264 through the ffmpeg binary imageio-ffmpeg ships (x264 ultrafast, yuv420p, even side: an odd
 ``render_size`` is rounded down); turntable.gif through Pillow with one palette for the clip.
-Frames render on the bounded thread pool of shared.artifacts.render (the kernels release the GIL).
+Frames render on the job's bounded thread pool (shared/threads.py; the kernels release the GIL).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
-from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, parallel_imap, render
+from face3d.shared.artifacts.render import BACKGROUND, TexturedMesh, View, render
+from face3d.shared.threads import parallel_imap
 from face3d.shared.engines.base import Face
 
 FPS = 15

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from face3d.shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
-from face3d.shared.engines.cpu import lowlight
+from face3d.shared.engines.cpu import compose, lowlight
 from face3d.shared.engines.cpu.detect import Detector
 from face3d.shared.engines.cpu.finding import FaceFinder, Found, side_of
 from face3d.shared.engines.cpu.fitting import FaceFit, fuse, robust_fit
@@ -68,6 +68,7 @@ class CpuEngine:
         self._robust.fit(blank, (0.0, 0.0, 64.0, 64.0))
         dense_topology()
         default_morph()
+        compose.warm_up()
 
     def close(self) -> None:
         for model in self._closables:

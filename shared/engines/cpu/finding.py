@@ -19,6 +19,7 @@ from face3d.shared.engines.cpu.detect import Candidate, Detector, iou, suppress
 from face3d.shared.engines.cpu.landmarks import LandmarkFit, LandmarkModel, Roi, roi_from_box, roi_from_landmarks
 from face3d.shared.engines.cpu.mesh import mediapipe_shape
 from face3d.shared.engines.cpu.robust import RobustModel
+from face3d.shared.threads import in_background
 
 DETECT_MAX_SIDE = 1280       # detection runs on a copy no larger than this; landmarks and texture use full resolution
 TINY_FACE_PX = 24            # below this (detector box, photo pixels) the landmark presence score is noise
@@ -55,13 +56,14 @@ class FaceFinder:
 
     def find(self, rgb: np.ndarray) -> list[Found]:
         """Every face MediaPipe verifies, then the profiles only FaceBoxes and BlazeFace agree on."""
+        robust_boxes = in_background(lambda: self._robust.detect(np.ascontiguousarray(rgb[:, :, ::-1])))
         candidates = self.candidates(rgb, mirrored=False)
         found = self._verify(rgb, candidates)
         if not found:                        # profiles and hard cases: mirrored pass and looser crops
             mirrored = self.candidates(rgb, mirrored=True)
             found = self._verify(rgb, mirrored, loose=True)
             candidates += mirrored
-        return found + self._profiles(rgb, candidates, found)
+        return found + self._profiles(robust_boxes(), candidates, found)
 
     def candidates(self, rgb: np.ndarray, mirrored: bool) -> list[Candidate]:
         scale = min(1.0, DETECT_MAX_SIDE / max(rgb.shape[:2]))
@@ -70,9 +72,11 @@ class FaceFinder:
         found = suppress([c.scaled(1.0 / scale) for c in found], threshold=0.5)
         return [c for c in found if c.side >= MIN_DETECT_PX]
 
-    def _profiles(self, rgb: np.ndarray, candidates: list[Candidate], found: list[Found]) -> list[Found]:
+    @staticmethod
+    def _profiles(robust_boxes: list[tuple[tuple[float, ...], float]], candidates: list[Candidate],
+                  found: list[Found]) -> list[Found]:
         added: list[Found] = []
-        for box, score in self._robust.detect(np.ascontiguousarray(rgb[:, :, ::-1])):
+        for box, score in robust_boxes:
             if any(near(box, f.box) for f in found + added):
                 continue
             support = max((c.score for c in candidates if iou(c.box, box) > 0.2), default=0.0)

@@ -21,6 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from face3d.shared.engines.cpu.compose import blend
 from face3d.shared.engines.cpu.mesh import PosedMesh
 from face3d.shared.engines.cpu.occlusion import Occlusion, find_occlusion
 from face3d.shared.engines.cpu.skin import skin_likeness
@@ -217,10 +218,12 @@ def skin_fill(colours: np.ndarray, w: Weights, skin: np.ndarray) -> np.ndarray:
 
 
 def _compose(colours: np.ndarray, w: Weights, fill: np.ndarray, rounded: bool = True) -> np.ndarray:
+    if rounded:
+        return blend(colours, w.own, w.mirror, fill)
     rest = np.clip(1.0 - w.own - w.mirror, 0.0, 1.0)[..., None]
     blended = (colours.astype(np.float32) * w.own[..., None] + colours[:, ::-1].astype(np.float32) * w.mirror[..., None]
                + fill.astype(np.float32) * rest)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8) if rounded else blended
+    return blended
 
 
 def _sample(photo: np.ndarray, mapping: np.ndarray) -> np.ndarray:
