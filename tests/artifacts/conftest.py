@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from face3d.shared.artifacts.render import yaw_matrix
+from face3d.shared.options import DEFAULT_OUTPUTS
 from face3d.shared.engines.base import Camera, Face, Options, Photo, Reconstruction
 
 RADII = np.array([0.075, 0.1, 0.06])          # metres: half width, half height, depth of a face-sized shell
@@ -63,7 +64,9 @@ def synthetic_reconstruction(faces: int = 2, width: int = 640, height: int = 480
                           timings_ms={"detect": 1.0})
 
 
-SYNTHETIC_OPTIONS = Options(texture_size=256, frames=12, render_size=256, sweep_degrees=60)
+# Every default output and the opt-in GIF: the fixture writes each kind of file once.
+SYNTHETIC_OPTIONS = Options(texture_size=256, frames=12, render_size=256, sweep_degrees=60,
+                            outputs=frozenset(DEFAULT_OUTPUTS) | {"gif"})
 
 
 @pytest.fixture(scope="session")

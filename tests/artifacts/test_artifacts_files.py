@@ -143,6 +143,20 @@ def test_no_video_writes_no_turntable_and_no_faces_keeps_a_document(make_reconst
     assert "turntable_mp4" not in json.loads((tmp_path / "result.json").read_text())["files"]
 
 
+def test_default_outputs_write_the_mp4_but_no_gif(make_reconstruction, tmp_path):
+    """The GIF costs more than the MP4 and its render together, so it is written only when asked for."""
+    from face3d.shared.artifacts import write_artifacts
+    from face3d.shared.engines.base import Options
+
+    recon = make_reconstruction(faces=1, texture_size=64)
+    names = {path.name for path in write_artifacts(recon, tmp_path, Options(texture_size=256, frames=4,
+                                                                            render_size=64))}
+    assert "turntable.mp4" in names and "turntable.gif" not in names
+    asked = {path.name for path in write_artifacts(recon, tmp_path / "gif", Options(
+        texture_size=256, frames=4, render_size=64, outputs=frozenset({"json", "video", "gif"})))}
+    assert {"turntable.mp4", "turntable.gif"} <= asked
+
+
 def test_reconstruction_without_faces_still_gets_vis_and_document(make_reconstruction, tmp_path):
     from face3d.shared.artifacts import write_artifacts
     from face3d.shared.engines.base import Options

@@ -7,11 +7,12 @@ import imageio_ffmpeg
 import pytest
 import trimesh
 
+from face3d.shared.options import DEFAULT_OUTPUTS
 from face3d.shared.engines.base import Options
 from face3d.shared.errors import ErrorCode, InputError, NoFaceError
 from face3d.shared.pipeline import process_photo
 
-FAST = Options(texture_size=256, frames=8, render_size=128)
+FAST = Options(texture_size=256, frames=8, render_size=128, outputs=frozenset(DEFAULT_OUTPUTS) | {"gif"})
 
 
 def run(faces_dir, name, engine, outdir, options=FAST):

@@ -71,7 +71,7 @@ def snapshots(ctx, monkeypatch):
 
 
 def test_artifacts_appear_mesh_first_and_the_job_never_goes_back(ctx, snapshots):
-    job_id = queued_job(ctx, "a_frontal_obama.jpg", SMALL)
+    job_id = queued_job(ctx, "a_frontal_obama.jpg", {**SMALL, "outputs": ["json", "obj", "glb", "vis", "video", "gif"]})
     assert run_job(ctx, job_id, worker="w") == "succeeded"
     snapshots.record(job_id)                                   # the final row, after mark_succeeded
     progress = [snap[2] for snap in snapshots]
