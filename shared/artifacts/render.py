@@ -123,9 +123,10 @@ def _project(vertices, normals, light, size, yaw_degrees, perspective, fov_degre
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides):  # pragma: no cover - compiled
-    """Per pixel: the front-most triangle (``hit``, -1 for none) and its screen barycentrics (l1, l2); per
-    triangle: +1 facing the camera, -1 facing away (``sides``, the two-sided lighting's sign)."""
+def _rasterize(xy, nearness, triangles, size, best, hit, sides, planes, inv_w, uvs, dots):  # pragma: no cover - compiled
+    """Per pixel: the front-most triangle (``hit``, -1 for none); per triangle: +1 facing the camera, -1 facing
+    away (``sides``, the two-sided lighting's sign), and the screen-space planes (``planes``: x, y, constant
+    coefficients of 1/w, u/w, v/w and cosine/w, which are linear in screen space) the shader interpolates."""
     for t in range(triangles.shape[0]):
         i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
         ax, ay, bx, by, cx, cy = xy[i0, 0], xy[i0, 1], xy[i1, 0], xy[i1, 1], xy[i2, 0], xy[i2, 1]
@@ -139,6 +140,16 @@ def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides):
         sides[t] = 1.0 if area < 0 else -1.0
         p1x, p1y, p1c = acy / area, -acx / area, (ay * acx - ax * acy) / area
         p2x, p2y, p2c = -aby / area, abx / area, (ax * aby - ay * abx) / area
+        for k in range(4):
+            if k == 0:
+                q0, q1, q2 = inv_w[i0], inv_w[i1], inv_w[i2]
+            elif k == 3:
+                q0, q1, q2 = dots[i0] * inv_w[i0], dots[i1] * inv_w[i1], dots[i2] * inv_w[i2]
+            else:
+                q0, q1, q2 = uvs[i0, k - 1] * inv_w[i0], uvs[i1, k - 1] * inv_w[i1], uvs[i2, k - 1] * inv_w[i2]
+            planes[t, 3 * k] = p1x * (q1 - q0) + p2x * (q2 - q0)
+            planes[t, 3 * k + 1] = p1y * (q1 - q0) + p2y * (q2 - q0)
+            planes[t, 3 * k + 2] = q0 + p1c * (q1 - q0) + p2c * (q2 - q0)
         x0 = max(int(np.ceil(min(ax, bx, cx) - 0.5)), 0)
         x1 = min(int(np.floor(max(ax, bx, cx) - 0.5)), size - 1)
         y0 = max(int(np.ceil(min(ay, by, cy) - 0.5)), 0)
@@ -157,8 +168,6 @@ def _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides):
                     if key >= best[pixel]:           # ties (shared edges) go to the later triangle
                         best[pixel] = key
                         hit[pixel] = t
-                        hit_l1[pixel] = l1
-                        hit_l2[pixel] = l2
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True, inline="always")
@@ -184,26 +193,22 @@ def _sample(texture, u, v):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _shade(hit, hit_l1, hit_l2, sides, triangles, inv_w, uvs, dots, texture, textured, ambient, background, plain,
-           rgb, mask):  # pragma: no cover - compiled
-    """Colour every pixel: the background, or (perspective-correct) the texture at the interpolated UV, or the
-    plain albedo, times ambient + Lambert (the interpolated cosine, two-sided)."""
+def _shade(hit, size, sides, planes, texture, textured, ambient, background, plain, rgb, mask):  # pragma: no cover - compiled
+    """Colour every pixel: the background, or (perspective-correct, from the triangle's planes) the texture at the
+    interpolated UV, or the plain albedo, times ambient + Lambert (the interpolated cosine, two-sided)."""
     for pixel in range(hit.shape[0]):
         t = hit[pixel]
         if t < 0:
             rgb[pixel, 0], rgb[pixel, 1], rgb[pixel, 2] = background[0], background[1], background[2]
             continue
-        i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
-        l1, l2 = hit_l1[pixel], hit_l2[pixel]
-        w0, w1, w2 = (1 - l1 - l2) * inv_w[i0], l1 * inv_w[i1], l2 * inv_w[i2]
-        scale = 1.0 / (w0 + w1 + w2)
-        w0, w1, w2 = w0 * scale, w1 * scale, w2 * scale
-        lambert = sides[t] * (w0 * dots[i0] + w1 * dots[i1] + w2 * dots[i2])
+        fx, fy = pixel % size + 0.5, pixel // size + 0.5
+        w = planes[t, 0] * fx + planes[t, 1] * fy + planes[t, 2]
+        lambert = sides[t] * (planes[t, 9] * fx + planes[t, 10] * fy + planes[t, 11]) / w
         shade = ambient + (1 - ambient) * min(max(lambert, 0.0), 1.0)
         r, g, b = plain[0], plain[1], plain[2]
         if textured:
-            u = w0 * uvs[i0, 0] + w1 * uvs[i1, 0] + w2 * uvs[i2, 0]
-            v = w0 * uvs[i0, 1] + w1 * uvs[i1, 1] + w2 * uvs[i2, 1]
+            u = (planes[t, 3] * fx + planes[t, 4] * fy + planes[t, 5]) / w
+            v = (planes[t, 6] * fx + planes[t, 7] * fy + planes[t, 8]) / w
             r, g, b = _sample(texture, u, v)
         rgb[pixel, 0] = np.uint8(min(max(r * shade, 0.0), 255.0))
         rgb[pixel, 1] = np.uint8(min(max(g * shade, 0.0), 255.0))
@@ -223,13 +228,12 @@ def _surface(mesh: TexturedMesh) -> tuple[np.ndarray, np.ndarray, bool]:
 _scratch = threading.local()
 
 
-def _buffers(pixels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """This thread's z-buffer, hit and barycentric buffers: reused, as fresh pages cost more than the drawing."""
+def _buffers(pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's z-buffer and hit buffer: reused, as fresh pages cost more than the drawing."""
     buffers = getattr(_scratch, "buffers", None)
     if buffers is None or len(buffers[0]) != pixels:
-        # 32-bit throughout: the frame's memory traffic, not its arithmetic, is what costs.
-        buffers = (np.empty(pixels, np.float32), np.empty(pixels, np.int32), np.empty(pixels, np.float32),
-                   np.empty(pixels, np.float32))
+        # 32-bit: the frame's memory traffic, not its arithmetic, is what costs.
+        buffers = (np.empty(pixels, np.float32), np.empty(pixels, np.int32))
         _scratch.buffers = buffers
     return buffers
 
@@ -242,15 +246,15 @@ def render(mesh: TexturedMesh, size: int = 512, view: View = View(), background=
     _project(vertices, np.ascontiguousarray(mesh.normals, np.float64), LIGHT_DIRECTION, size,
              float(view.yaw_degrees), view.perspective, float(view.fov_degrees), float(view.fill), xy, nearness,
              inv_w, dots)
-    best, hit, hit_l1, hit_l2 = _buffers(pixels)
+    best, hit = _buffers(pixels)
     best.fill(-np.inf)
     hit.fill(-1)
-    sides = np.ones(len(triangles))
-    _rasterize(xy, nearness, triangles, size, best, hit, hit_l1, hit_l2, sides)
     texture, uvs, textured = _surface(mesh)
+    sides, planes = np.ones(len(triangles)), np.empty((len(triangles), 12))
+    _rasterize(xy, nearness, triangles, size, best, hit, sides, planes, inv_w, uvs, dots)
     rgb, mask = np.empty((pixels, 3), np.uint8), np.zeros(pixels, np.bool_)
-    _shade(hit, hit_l1, hit_l2, sides, triangles, inv_w, uvs, dots, texture, textured, AMBIENT,
-           np.asarray(background, np.float64), np.asarray(PLAIN_ALBEDO, np.float64), rgb, mask)
+    _shade(hit, size, sides, planes, texture, textured, AMBIENT, np.asarray(background, np.uint8),
+           np.asarray(PLAIN_ALBEDO, np.float64), rgb, mask)
     return Rendered(rgb.reshape(size, size, 3), mask.reshape(size, size))
 
 

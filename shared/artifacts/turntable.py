@@ -48,8 +48,10 @@ def grid(count: int) -> tuple[int, int]:
 def tiled_frame(meshes: list[TexturedMesh], side: int, yaw: float) -> np.ndarray:
     cols, rows = grid(len(meshes))
     tile = side // cols
+    if len(meshes) == 1:                          # one face fills the frame: no canvas to fill and copy into
+        return render(meshes[0], side, View(yaw_degrees=float(yaw))).rgb
     frame = np.empty((side, side, 3), np.uint8)
-    frame[:] = BACKGROUND
+    frame[:] = np.asarray(BACKGROUND, np.uint8)
     top = (side - rows * tile) // 2
     left = (side - cols * tile) // 2
     for i, mesh in enumerate(meshes):
