@@ -123,7 +123,8 @@ def _write_obj(face: Face, names: dict[str, str], outdir: Path, options: Options
         meshes = [obj_mesh(face, Path(names["texture"]).stem), _back_of(solid, face.index)]
         meshes[0].metadata["name"] = f"face_{face.index}"
     else:
-        meshes = [obj_mesh(face, Path(names["texture"]).stem, UNIT_SCALE[units])]
+        _write_shell_obj(face, names, outdir, UNIT_SCALE[units], f"face3d; units: {units}")
+        return
     text, files = export_obj(trimesh.Scene(meshes) if len(meshes) > 1 else meshes[0], include_normals=True,
                              include_texture=True, return_texture=True, digits=6, mtl_name=names["mtl"],
                              header=f"face3d; units: {units}")
@@ -132,6 +133,26 @@ def _write_obj(face: Face, names: dict[str, str], outdir: Path, options: Options
     blocks = [block + f"\nmap_Kd {names['texture']}" if block.strip().startswith(material) else block
               for block in files[names["mtl"]].decode().split("\n\n")]
     (outdir / names["mtl"]).write_text("\n\n".join(blocks) + "\n")
+
+
+def _write_shell_obj(face: Face, names: dict[str, str], outdir: Path, scale: float, header: str) -> None:
+    """The open shell's OBJ and MTL, as trimesh writes them (same lines, 6 decimals), formatted in one pass: trimesh's
+    per-array formatting cost ~30 ms a face, a fifth of the time to a stored mesh."""
+    material = Path(names["texture"]).stem
+    vertices = np.asarray(face.vertices) * scale          # in their own dtype, as trimesh scales them
+    uvs, normals = np.clip(np.asarray(face.uvs, np.float64), 0.0, 1.0), np.asarray(face.normals, np.float64)
+    corners = np.repeat(np.asarray(face.triangles, np.int64) + 1, 3, axis=1)
+    text = "".join([f"# {header}\nmtllib {names['mtl']}\nusemtl {material}\n",
+                    _lines("v %.6f %.6f %.6f\n", vertices), _lines("vn %.6f %.6f %.6f\n", normals),
+                    _lines("vt %.6f %.6f\n", uvs), _lines("f %d/%d/%d %d/%d/%d %d/%d/%d\n", corners), "\n"])
+    (outdir / names["obj"]).write_text(text)
+    (outdir / names["mtl"]).write_text(f"# {header}\n\nnewmtl {material}\nKa 1.00000000 1.00000000 1.00000000\n"
+                                       "Kd 1.00000000 1.00000000 1.00000000\nKs 0.00000000 0.00000000 0.00000000\n"
+                                       f"Ns 1.00000000\nmap_Kd {names['texture']}\n")
+
+
+def _lines(template: str, rows: np.ndarray) -> str:
+    return (template * len(rows)) % tuple(rows.ravel().tolist())
 
 
 def sized_texture(texture: np.ndarray, size: int) -> np.ndarray:

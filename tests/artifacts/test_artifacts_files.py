@@ -182,3 +182,22 @@ def test_glb_embeds_the_texture_png_bytes_unchanged(synthetic_output):
     assert image["mimeType"] == "image/png"
     png = (outdir / "face_0_texture.png").read_bytes()
     assert embedded[:len(png)] == png and not embedded[len(png):].strip(b"\0")   # encoded once (+ 4-byte padding)
+
+
+@pytest.mark.parametrize("units", ["m", "mm"])
+def test_shell_obj_matches_trimesh_line_for_line(make_reconstruction, tmp_path, units):
+    """The open shell's OBJ is formatted in one pass for speed; it must say exactly what trimesh's writer says."""
+    from trimesh.exchange.obj import export_obj
+
+    from face3d.shared.artifacts.formats import UNIT_SCALE
+    from face3d.shared.artifacts.meshes import obj_mesh, write_face_files
+    from face3d.shared.engines.base import Options
+
+    face = make_reconstruction(faces=1, texture_size=64).faces[0]
+    write_face_files(face, tmp_path, Options(texture_size=256, units=units, outputs=frozenset({"json", "obj"})))
+    expected, files = export_obj(obj_mesh(face, "face_0_texture", UNIT_SCALE[units]), include_normals=True,
+                                 include_texture=True, return_texture=True, digits=6, mtl_name="face_0.mtl",
+                                 header=f"face3d; units: {units}")
+    assert (tmp_path / "face_0.obj").read_text().splitlines() == expected.splitlines()
+    mtl = (tmp_path / "face_0.mtl").read_text()
+    assert files["face_0.mtl"].decode().strip() in mtl and mtl.rstrip().endswith("map_Kd face_0_texture.png")
