@@ -140,16 +140,7 @@ def _rasterize(xy, nearness, triangles, size, best, hit, sides, planes, inv_w, u
         sides[t] = 1.0 if area < 0 else -1.0
         p1x, p1y, p1c = acy / area, -acx / area, (ay * acx - ax * acy) / area
         p2x, p2y, p2c = -aby / area, abx / area, (ax * aby - ay * abx) / area
-        for k in range(4):
-            if k == 0:
-                q0, q1, q2 = inv_w[i0], inv_w[i1], inv_w[i2]
-            elif k == 3:
-                q0, q1, q2 = dots[i0] * inv_w[i0], dots[i1] * inv_w[i1], dots[i2] * inv_w[i2]
-            else:
-                q0, q1, q2 = uvs[i0, k - 1] * inv_w[i0], uvs[i1, k - 1] * inv_w[i1], uvs[i2, k - 1] * inv_w[i2]
-            planes[t, 3 * k] = p1x * (q1 - q0) + p2x * (q2 - q0)
-            planes[t, 3 * k + 1] = p1y * (q1 - q0) + p2y * (q2 - q0)
-            planes[t, 3 * k + 2] = q0 + p1c * (q1 - q0) + p2c * (q2 - q0)
+        _planes(planes[t], (i0, i1, i2), (p1x, p1y, p1c, p2x, p2y, p2c), inv_w, uvs, dots)
         x0 = max(int(np.ceil(min(ax, bx, cx) - 0.5)), 0)
         x1 = min(int(np.floor(max(ax, bx, cx) - 0.5)), size - 1)
         y0 = max(int(np.ceil(min(ay, by, cy) - 0.5)), 0)
@@ -168,6 +159,23 @@ def _rasterize(xy, nearness, triangles, size, best, hit, sides, planes, inv_w, u
                     if key >= best[pixel]:           # ties (shared edges) go to the later triangle
                         best[pixel] = key
                         hit[pixel] = t
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _planes(plane, corners, bary, inv_w, uvs, dots):  # pragma: no cover - compiled
+    """One triangle's screen planes of 1/w, u/w, v/w and cosine/w, from its barycentric planes ``bary``."""
+    i0, i1, i2 = corners
+    p1x, p1y, p1c, p2x, p2y, p2c = bary
+    for k in range(4):
+        if k == 0:
+            q0, q1, q2 = inv_w[i0], inv_w[i1], inv_w[i2]
+        elif k == 3:
+            q0, q1, q2 = dots[i0] * inv_w[i0], dots[i1] * inv_w[i1], dots[i2] * inv_w[i2]
+        else:
+            q0, q1, q2 = uvs[i0, k - 1] * inv_w[i0], uvs[i1, k - 1] * inv_w[i1], uvs[i2, k - 1] * inv_w[i2]
+        plane[3 * k] = p1x * (q1 - q0) + p2x * (q2 - q0)
+        plane[3 * k + 1] = p1y * (q1 - q0) + p2y * (q2 - q0)
+        plane[3 * k + 2] = q0 + p1c * (q1 - q0) + p2c * (q2 - q0)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=True, inline="always")

@@ -23,11 +23,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from face3d.shared.threads import parallel_imap
+from face3d.shared.threads import job_threads, parallel_imap
 
-# (model, grid, tile side / short side). Measured on ../shared/faces: short-range 3x3 half-size tiles find most
-# small faces; full-range on a 2x2 grid of larger tiles adds the tiniest (12 px in a 128 px image).
-TILINGS = (("short", 3, 0.5), ("full", 2, 0.6))
+# (model, grid, tile side / short side). Short-range 3x3 half-size tiles find the small faces. A second tiling, the
+# full-range model on a 2x2 grid of 0.6 tiles, once added the tiniest faces (12 px in a 128 px image); since FaceBoxes
+# joined the finder either tiling alone finds every face the two find together on ../shared/faces (crowd 20, t1_six 6,
+# tiny 4/4, night bar 7; without tiles the crowd drops to 17) and none on the f_* photos, so only the cheaper one
+# runs (4 full-range passes cost ~25 ms a photo).
+TILINGS = (("short", 3, 0.5),)
 PAD_FRACTION = 0.15     # grey border on the whole-image pass: faces cut by the frame edge are found far more often
 
 
@@ -46,22 +49,34 @@ class Candidate:
         return Candidate(tuple(v * factor for v in self.box), self.score, self.keypoints * factor, self.support)
 
 
+View = tuple[str, np.ndarray, Callable[[Candidate], Candidate]]   # (model, image, candidate -> photo pixels)
+MODEL_COST = {"full": 3, "short": 1}    # relative time of one pass (measured ~6.3 vs ~2.3 ms on 2 cores)
+MAX_LANES = 4
+
+
 class Detector:
+    """BlazeFace's two models. Views run in lanes on the job's threads, each lane with its own pair of graphs (a
+    graph serves one thread at a time; they release the GIL while they run)."""
+
     def __init__(self, min_score: float = 0.4) -> None:
         from mediapipe.python.solutions.face_detection import FaceDetection
 
-        self._models = {
-            "short": FaceDetection(model_selection=0, min_detection_confidence=min_score),
-            "full": FaceDetection(model_selection=1, min_detection_confidence=min_score),
-        }
+        self._lanes = [{"short": FaceDetection(model_selection=0, min_detection_confidence=min_score),
+                        "full": FaceDetection(model_selection=1, min_detection_confidence=min_score)}
+                       for _ in range(min(job_threads(), MAX_LANES))]
+
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
 
     def close(self) -> None:
-        for model in self._models.values():
-            model.close()
+        for graphs in self._lanes:
+            for model in graphs.values():
+                model.close()
 
-    def run(self, rgb: np.ndarray, model: str) -> list[Candidate]:
+    def run(self, rgb: np.ndarray, model: str, lane: int = 0) -> list[Candidate]:
         height, width = rgb.shape[:2]
-        result = self._models[model].process(rgb)
+        result = self._lanes[lane][model].process(rgb)
         found = []
         for detection in result.detections or ():
             data = detection.location_data
@@ -72,17 +87,29 @@ class Detector:
         return found
 
     def detect(self, rgb: np.ndarray, tiles: bool = True, mirrored: bool = False) -> list[Candidate]:
-        """Every view's candidates, photo pixels. The two models' views run as two lanes on the job's threads (each
-        graph is used by one thread at a time; the graphs release the GIL)."""
+        """Every view's candidates, photo pixels, in view order."""
         views = _views(rgb, tiles, mirrored)
-        lanes = [[view for view in views if view[0] == model] for model in ("full", "short")]
-        return [c for lane in parallel_imap(self._run_lane, lanes) for c in lane]
+        lanes = balanced(views, min(job_threads(), len(self._lanes)))
+        found = parallel_imap(lambda lane: self._run_lane(lane, [views[i] for i in lanes[lane]]), range(len(lanes)))
+        by_view = dict(zip((i for lane in lanes for i in lane), (c for lane in found for c in lane)))
+        return [c for i in range(len(views)) for c in by_view.get(i, [])]
 
-    def _run_lane(self, views: list[tuple[str, np.ndarray, Callable[[Candidate], Candidate]]]) -> list[Candidate]:
-        return [to_photo(c) for model, image, to_photo in views for c in self.run(image, model)]
+    def _run_lane(self, lane: int, views: list[View]) -> list[list[Candidate]]:
+        return [[to_photo(c) for c in self.run(image, model, lane)] for model, image, to_photo in views]
 
 
-def _views(rgb: np.ndarray, tiles: bool, mirrored: bool) -> list[tuple[str, np.ndarray, Callable[[Candidate], Candidate]]]:
+def balanced(views: list[View], lanes: int) -> list[list[int]]:
+    """View indices per lane, longest first onto the least loaded lane (no empty lane)."""
+    loads = [0] * max(1, min(lanes, len(views)))
+    assigned: list[list[int]] = [[] for _ in loads]
+    for index in sorted(range(len(views)), key=lambda i: -MODEL_COST[views[i][0]]):
+        lane = loads.index(min(loads))
+        assigned[lane].append(index)
+        loads[lane] += MODEL_COST[views[index][0]]
+    return assigned
+
+
+def _views(rgb: np.ndarray, tiles: bool, mirrored: bool) -> list[View]:
     """(model, image, candidate -> photo pixels) of each pass: the padded whole image with both models, the tiles,
     and with ``mirrored`` the flipped image with both models."""
     pad = int(PAD_FRACTION * max(rgb.shape[:2]))

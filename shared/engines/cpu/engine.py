@@ -62,8 +62,9 @@ class CpuEngine:
     def _warm_up(self, detector: Detector, landmarks: LandmarkModel) -> None:
         """Graphs open (and log) on their first packet and caches fill on first use: do both at load time."""
         blank = np.zeros((64, 64, 3), dtype=np.uint8)
-        for model in ("short", "full"):
-            detector.run(blank, model)
+        for lane in range(detector.lanes):
+            for model in ("short", "full"):
+                detector.run(blank, model, lane)
         landmarks.fit(blank, Roi(32.0, 32.0, 48.0, 0.0))
         self._robust.fit(blank, (0.0, 0.0, 64.0, 64.0))
         dense_topology()
