@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= ./data
 
-.PHONY: install run test test-fast bench bench-engine bench-latency bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures bench-memory clean
+.PHONY: install run test test-fast bench bench-engine bench-threads bench-latency bench-api bench-queue bench-batch bench-gpu bench-accuracy bench-textures bench-memory clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ bench: bench-engine bench-latency bench-api bench-queue bench-batch
 
 bench-engine: install
 	$(BIN)/python bench/bench_engine.py
+
+bench-threads: install   # 1 process x N threads vs N processes x 1 thread (and N x N) on the same jobs (JOBS=N)
+	$(BIN)/python bench/bench_threads.py --jobs $(or $(JOBS),12)
 
 bench-latency: install   # submit -> mesh ready -> succeeded over 50 jobs through face3d serve (JOBS=N)
 	$(BIN)/python bench/bench_latency.py --jobs $(or $(JOBS),50)

@@ -24,7 +24,8 @@ from typing import Callable, Iterator
 from face3d.shared.artifacts.document import result_document, write_document
 from face3d.shared.artifacts.formats import write_face_formats
 from face3d.shared.artifacts.meshes import face_file_names, png_bytes, sized_texture, write_face_files
-from face3d.shared.engines.base import Options, ProgressFn, Reconstruction
+from face3d.shared.engines.base import Face, Options, ProgressFn, Reconstruction
+from face3d.shared.threads import parallel_imap
 
 RESULT_NAME = "result.json"
 VIS_NAME, VIDEO_NAME, GIF_NAME = "vis.png", "turntable.mp4", "turntable.gif"
@@ -103,9 +104,8 @@ def write_artifacts(recon: Reconstruction, outdir: Path, options: Options, progr
     emit = _Emitter(recon, planned, on_written)
     mesh: list[Path] = []
     with _stage(recon, "export", progress):
-        for face in recon.faces:
-            mesh += write_face_files(face, outdir, options).as_list()
-            mesh += write_face_formats(face, outdir, options, _texture_for_formats(face, options))
+        for files in parallel_imap(lambda face: _write_face(face, outdir, options), recon.faces):
+            mesh += files
         document = outdir / RESULT_NAME
         write_document(result_document(recon, [outdir / name for name in planned], options), document)
     emit("mesh", [*mesh, document])
@@ -113,6 +113,11 @@ def write_artifacts(recon: Reconstruction, outdir: Path, options: Options, progr
     write_document(result_document(recon, [outdir / name for name in planned], options), document)
     emit("done", [document])
     return [*mesh, *later, document]
+
+
+def _write_face(face: Face, outdir: Path, options: Options) -> list[Path]:
+    return [*write_face_files(face, outdir, options).as_list(),
+            *write_face_formats(face, outdir, options, _texture_for_formats(face, options))]
 
 
 def _write_vis(recon: Reconstruction, outdir: Path, options: Options, progress: ProgressFn | None,

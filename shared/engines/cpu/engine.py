@@ -21,6 +21,7 @@ from face3d.shared.engines.cpu.robust import CROP_SCALES, RobustModel
 from face3d.shared.engines.cpu.texture import TextureResult, bake
 from face3d.shared.engines.cpu.topology import dense_topology
 from face3d.shared.errors import EngineUnavailable, NoFaceError
+from face3d.shared.threads import parallel_imap
 
 SMALL_FACE_PX = 40
 EXTREME_YAW = 45.0
@@ -101,7 +102,9 @@ class CpuEngine:
         timings["mesh"] = _elapsed(started)
 
         started = _stage(progress, "texture")
-        faces = [self._face(i, f, fit, rgb, options, warnings) for i, (f, fit) in enumerate(zip(found, fused))]
+        # Faces bake on the job's threads (numpy, OpenCV and the blend kernel release the GIL for most of it).
+        faces = list(parallel_imap(lambda face: self._face(*face, rgb, options, warnings),
+                                   [(i, f, fit) for i, (f, fit) in enumerate(zip(found, fused))]))
         timings["texture"] = _elapsed(started)
 
         result_photo = Photo(rgb=rgb, name=photo.name) if light_warnings else photo
