@@ -14,6 +14,7 @@ import pytest
 
 from face3d.shared import webhooks
 from tests.loopback import Trickling, loopback_server
+from tests.security.conftest import webhook_worker
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 HUGE_BYTES = 128 * 1024 * 1024
@@ -122,25 +123,9 @@ def test_the_job_task_queues_the_first_attempt_and_makes_no_request(session_fact
 @pytest.fixture(scope="module")
 def worker_stack(postgres_url, redis_url, tmp_path_factory):
     """One real `face3d worker` (solo pool: one job at a time) on cpu,webhooks, PostgreSQL, local storage."""
-    import redis as redis_lib
-
-    from face3d.shared.config import load_settings
-    from face3d.shared.db import make_engine, make_session_factory
-    from face3d.shared.migrations import upgrade
-    from tests.conftest import redis_url_with_offset
-    from tests.service.workers import worker_process
-
-    broker = redis_url_with_offset(1)
-    redis_lib.Redis.from_url(broker).flushdb()
     folder = tmp_path_factory.mktemp("webhook-limits")
-    env = {"FACE3D_DATA_DIR": str(folder), "DATABASE_URL": postgres_url, "BROKER_URL": broker,
-           "STORAGE_BACKEND": "local", "STORAGE_DIR": str(folder / "storage"), "AUTH_MODE": "on",
-           "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_TIMEOUT_S": "2", "WEBHOOK_MAX_ATTEMPTS": "1"}
-    upgrade(postgres_url)
-    engine = make_engine(postgres_url)
-    with worker_process(env, folder / "worker.log", queues="cpu,webhooks") as process:
-        yield load_settings(env), make_session_factory(engine), folder / "worker.log", process
-    engine.dispose()
+    with webhook_worker(postgres_url, folder, {"WEBHOOK_TIMEOUT_S": "2", "WEBHOOK_MAX_ATTEMPTS": "1"}) as stack:
+        yield stack
 
 
 def test_a_trickling_receiver_does_not_delay_the_next_job(worker_stack, receiver, faces_dir: Path):

@@ -19,6 +19,7 @@ import pytest
 from face3d.client.http import verify
 from face3d.shared import webhooks
 from tests.api.fakes import assert_problem, finish_job, post_photo
+from tests.security.conftest import webhook_worker
 from tests.stubs import RecordingQueue
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -190,25 +191,9 @@ def test_public_address_rules():
 @pytest.fixture(scope="module")
 def worker_stack(postgres_url, redis_url, tmp_path_factory):
     """A real `face3d worker` process on Redis (a neighbouring db of ours) + PostgreSQL + local storage."""
-    import redis as redis_lib
-
-    from face3d.shared.config import load_settings
-    from face3d.shared.db import make_engine, make_session_factory
-    from face3d.shared.migrations import upgrade
-    from tests.conftest import redis_url_with_offset
-    from tests.service.workers import worker_process
-
-    broker = redis_url_with_offset(1)
-    redis_lib.Redis.from_url(broker).flushdb()
     folder = tmp_path_factory.mktemp("webhook-worker")
-    env = {"FACE3D_DATA_DIR": str(folder), "DATABASE_URL": postgres_url, "BROKER_URL": broker,
-           "STORAGE_BACKEND": "local", "STORAGE_DIR": str(folder / "storage"), "AUTH_MODE": "on",
-           "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_BACKOFF_S": "0.3", "WEBHOOK_TIMEOUT_S": "3"}
-    upgrade(postgres_url)
-    engine = make_engine(postgres_url)
-    with worker_process(env, folder / "worker.log", queues="cpu,webhooks"):     # retries wait in `webhooks`
-        yield load_settings(env), make_session_factory(engine), folder / "worker.log"
-    engine.dispose()
+    with webhook_worker(postgres_url, folder, {"WEBHOOK_BACKOFF_S": "0.3", "WEBHOOK_TIMEOUT_S": "3"}) as stack:
+        yield stack[:3]
 
 
 def test_webhook_on_terminal_state_through_the_real_stack(worker_stack, faces_dir: Path):
