@@ -27,6 +27,8 @@ import numba  # noqa: E402
 
 from face3d.shared.engines.base import Face  # noqa: E402
 
+# fastmath without "no NaN / no inf": the rasteriser's isfinite checks on vertices must stay.
+FINITE_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 BACKGROUND = (48, 48, 48)
 LIGHT_DIRECTION = np.array([0.35, 0.45, 1.0]) / np.linalg.norm([0.35, 0.45, 1.0])   # towards the light, camera space
 AMBIENT = 0.35
@@ -122,7 +124,7 @@ def _project(vertices, normals, light, size, yaw_degrees, perspective, fov_degre
         dots[i] = ((c * nx + s * nz) * light[0] + ny * light[1] + (-s * nx + c * nz) * light[2]) / length
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FINITE_FASTMATH)
 def _rasterize(xy, nearness, triangles, size, best, hit, sides, planes, inv_w, uvs, dots):  # pragma: no cover - compiled
     """Per pixel: the front-most triangle (``hit``, -1 for none); per triangle: +1 facing the camera, -1 facing
     away (``sides``, the two-sided lighting's sign), and the screen-space planes (``planes``: x, y, constant
