@@ -191,13 +191,11 @@ def _bilinear(texture, x0, y0, x1, y1, ax, ay, c):  # pragma: no cover - compile
 def _sample(texture, u, v):  # pragma: no cover - compiled
     """Bilinear RGB lookup at (u, v) (v = 0 at the bottom), edge pixels repeated beyond the border."""
     t_h, t_w = texture.shape[0], texture.shape[1]
-    x, y = u * t_w - 0.5, (1.0 - v) * t_h - 0.5
-    fx0, fy0 = np.floor(x), np.floor(y)
-    ax, ay = x - fx0, y - fy0
-    x0 = min(max(int(fx0), 0), t_w - 1)
-    y0 = min(max(int(fy0), 0), t_h - 1)
-    x1 = min(max(int(fx0) + 1, 0), t_w - 1)
-    y1 = min(max(int(fy0) + 1, 0), t_h - 1)
+    x = min(max(u * t_w - 0.5, 0.0), t_w - 1.0)        # clamped first: the edge texels repeat beyond the border
+    y = min(max((1.0 - v) * t_h - 0.5, 0.0), t_h - 1.0)
+    x0, y0 = int(x), int(y)                                # non-negative, so truncation is the floor
+    ax, ay = x - x0, y - y0
+    x1, y1 = min(x0 + 1, t_w - 1), min(y0 + 1, t_h - 1)
     return (_bilinear(texture, x0, y0, x1, y1, ax, ay, 0), _bilinear(texture, x0, y0, x1, y1, ax, ay, 1),
             _bilinear(texture, x0, y0, x1, y1, ax, ay, 2))
 
@@ -206,24 +204,27 @@ def _sample(texture, u, v):  # pragma: no cover - compiled
 def _shade(hit, size, sides, planes, texture, textured, ambient, background, plain, rgb, mask):  # pragma: no cover - compiled
     """Colour every pixel: the background, or (perspective-correct, from the triangle's planes) the texture at the
     interpolated UV, or the plain albedo, times ambient + Lambert (the interpolated cosine, two-sided)."""
-    for pixel in range(hit.shape[0]):
-        t = hit[pixel]
-        if t < 0:
-            rgb[pixel, 0], rgb[pixel, 1], rgb[pixel, 2] = background[0], background[1], background[2]
-            continue
-        fx, fy = pixel % size + 0.5, pixel // size + 0.5
-        w = planes[t, 0] * fx + planes[t, 1] * fy + planes[t, 2]
-        lambert = sides[t] * (planes[t, 9] * fx + planes[t, 10] * fy + planes[t, 11]) / w
-        shade = ambient + (1 - ambient) * min(max(lambert, 0.0), 1.0)
-        r, g, b = plain[0], plain[1], plain[2]
-        if textured:
-            u = (planes[t, 3] * fx + planes[t, 4] * fy + planes[t, 5]) / w
-            v = (planes[t, 6] * fx + planes[t, 7] * fy + planes[t, 8]) / w
-            r, g, b = _sample(texture, u, v)
-        rgb[pixel, 0] = np.uint8(min(max(r * shade, 0.0), 255.0))
-        rgb[pixel, 1] = np.uint8(min(max(g * shade, 0.0), 255.0))
-        rgb[pixel, 2] = np.uint8(min(max(b * shade, 0.0), 255.0))
-        mask[pixel] = True
+    for py in range(size):
+        fy = py + 0.5
+        for px in range(size):
+            pixel = py * size + px
+            t = hit[pixel]
+            if t < 0:
+                rgb[pixel, 0], rgb[pixel, 1], rgb[pixel, 2] = background[0], background[1], background[2]
+                continue
+            fx = px + 0.5
+            inv_w = 1.0 / (planes[t, 0] * fx + planes[t, 1] * fy + planes[t, 2])
+            lambert = sides[t] * (planes[t, 9] * fx + planes[t, 10] * fy + planes[t, 11]) * inv_w
+            shade = ambient + (1 - ambient) * min(max(lambert, 0.0), 1.0)
+            r, g, b = plain[0], plain[1], plain[2]
+            if textured:
+                u = (planes[t, 3] * fx + planes[t, 4] * fy + planes[t, 5]) * inv_w
+                v = (planes[t, 6] * fx + planes[t, 7] * fy + planes[t, 8]) * inv_w
+                r, g, b = _sample(texture, u, v)
+            rgb[pixel, 0] = np.uint8(min(max(r * shade, 0.0), 255.0))
+            rgb[pixel, 1] = np.uint8(min(max(g * shade, 0.0), 255.0))
+            rgb[pixel, 2] = np.uint8(min(max(b * shade, 0.0), 255.0))
+            mask[pixel] = True
 
 
 def _surface(mesh: TexturedMesh) -> tuple[np.ndarray, np.ndarray, bool]:
