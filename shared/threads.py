@@ -37,6 +37,11 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="face3d-job")
 
 
+# A forked child (a Celery pool process) inherits the pool object but none of its threads: work handed to it would
+# wait forever. The child starts a pool of its own on first use.
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def parallel_imap(function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
     """``function(item)`` for each item, in order, on the bounded pool (inline with one thread)."""
     items = list(items)
