@@ -83,3 +83,19 @@ def test_detection_finds_the_same_faces_with_one_lane_or_two(cpu_engine, photo):
         threads.configure_threads(before)
     assert found[1].shape == found[2].shape and len(found[1]) >= 4
     assert np.allclose(found[1], found[2], atol=0.5)
+
+
+def test_jobs_sharing_one_engine_find_the_same_faces_as_one_alone(cpu_engine, two_threads):
+    """A threads pool runs several jobs on one engine: MediaPipe's graphs must still serve one caller at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from face3d.shared.imaging import load_image
+
+    images = [load_image(photo_path(name)) for name in ("c_group_t1_six.jpg", "a_frontal_obama.jpg",
+                                                         "b_yaw_left_face.jpg", "g_tiny_faces_4faces.png")]
+    alone = [np.array([face.bbox for face in cpu_engine.detect_faces(image)]) for image in images]
+    with ThreadPoolExecutor(max_workers=4) as callers:
+        together = list(callers.map(lambda image: np.array([f.bbox for f in cpu_engine.detect_faces(image)]),
+                                    images * 3))
+    for expected, got in zip(alone * 3, together):
+        assert expected.shape == got.shape and np.allclose(expected, got, atol=0.5)

@@ -1,6 +1,7 @@
 """CpuEngine: MediaPipe and a pose-robust 3DMM model find and fit every face; our own mesh, pose and texture."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ class CpuEngine:
         self._finder: FaceFinder | None = None
         self._robust: RobustModel | None = None
         self._closables: list = []
+        # MediaPipe's graphs serve one caller at a time: jobs sharing this engine (a threads pool) find faces in turn.
+        self._graphs_lock = threading.Lock()
 
     def load(self) -> None:
         if self._finder is not None:
@@ -131,7 +134,8 @@ class CpuEngine:
 
     def _faces(self, rgb: np.ndarray, options: Options, warnings: list[str]) -> list[Found]:
         """Faces at least min_face_px, at most max_faces (most prominent), left to right."""
-        found = [f for f in self._finder.find(rgb) if f.side >= options.min_face_px]
+        with self._graphs_lock:
+            found = [f for f in self._finder.find(rgb) if f.side >= options.min_face_px]
         if len(found) > options.max_faces:
             warnings.append("max_faces_reached")
             found = sorted(found, key=lambda f: -f.score * side_of(f.box))[: options.max_faces]
