@@ -119,7 +119,7 @@ def _views(rgb: np.ndarray, tiles: bool, mirrored: bool) -> list[View]:
         for model, grid, fraction in TILINGS:
             views += [(model, tile, partial(_shift, dx=x0, dy=y0)) for x0, y0, tile in tile_views(rgb, grid, fraction)]
     if mirrored:
-        flipped = np.ascontiguousarray(rgb[:, ::-1])
+        flipped = cv2.flip(rgb, 1)
         views += [(model, flipped, partial(_unmirror, width=rgb.shape[1])) for model in ("full", "short")]
     return views
 

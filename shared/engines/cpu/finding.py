@@ -56,7 +56,7 @@ class FaceFinder:
 
     def find(self, rgb: np.ndarray) -> list[Found]:
         """Every face MediaPipe verifies, then the profiles only FaceBoxes and BlazeFace agree on."""
-        robust_boxes = in_background(lambda: self._robust.detect(np.ascontiguousarray(rgb[:, :, ::-1])))
+        robust_boxes = in_background(lambda: self._robust.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
         candidates = self.candidates(rgb, mirrored=False)
         found = self._verify(rgb, candidates)
         if not found:                        # profiles and hard cases: mirrored pass and looser crops
