@@ -121,8 +121,7 @@ class RobustModel:
         """68 points and rotation for the face in ``square``, averaged over crop scales and their mirror images."""
         squares = [scaled_square(square, s) for s in scales]
         crops = [crop_square(bgr, sq) for sq in squares]
-        batch = np.stack(crops + [c[:, ::-1] for c in crops]).astype(np.float32)
-        batch = (batch.transpose(0, 3, 1, 2) - 127.5) / 128.0
+        batch = planar(crops + [cv2.flip(c, 1) for c in crops], (127.5, 127.5, 127.5), 1 / 128)
         params = self._regressor.run(None, {"input": batch})[0].astype(np.float64)
         params = params * self._basis.param_std + self._basis.param_mean
         count = len(squares)
@@ -154,14 +153,25 @@ class RobustModel:
         """FaceBoxes boxes (photo pixels) with their scores, best first, after non-maximum suppression."""
         scale = min(1.0, FACEBOXES_SIDE / max(bgr.shape[:2]))
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
-        blob = (small.astype(np.float32) - FACEBOXES_MEAN).transpose(2, 0, 1)[None]
-        loc, conf = self._detector.run(None, {"input": np.ascontiguousarray(blob)})
+        loc, conf = self._detector.run(None, {"input": planar([small], FACEBOXES_MEAN, 1.0)})
         height, width = small.shape[:2]
         boxes = _decode(loc[0].astype(np.float64), _priors(height, width)) * [width, height, width, height]
         scores = conf[0][:, 1]
         keep = np.nonzero(scores >= min_score)[0]
         kept = _suppress(boxes[keep] / scale, scores[keep], threshold=0.3)
         return [(tuple(float(v) for v in box), float(score)) for box, score in kept]
+
+
+def planar(images: list[np.ndarray], mean, scale: float) -> np.ndarray:
+    """(N, 3, H, W) float32 network input, (pixel - mean[channel]) * scale, from N (H, W, 3) uint8 images.
+
+    Channel by channel: numpy's transposing copy of an interleaved image is ~20x slower (~10 ms for FaceBoxes'
+    720 px input), and the same arithmetic in float32 gives the same values."""
+    out = np.empty((len(images), 3, *images[0].shape[:2]), np.float32)
+    for i, image in enumerate(images):
+        for c, channel in enumerate(cv2.split(image)):
+            np.multiply(np.subtract(channel, np.float32(mean[c]), dtype=np.float32), np.float32(scale), out=out[i, c])
+    return out
 
 
 @lru_cache(maxsize=8)
