@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from face3d.shared.engines.base import Face, Options, Photo, ProgressFn, Reconstruction
-from face3d.shared.engines.cpu import compose, lowlight
+from face3d.shared.engines.cpu import compose, lowlight, visibility
 from face3d.shared.engines.cpu.detect import Detector
 from face3d.shared.engines.cpu.finding import FaceFinder, Found, side_of
 from face3d.shared.engines.cpu.fitting import FaceFit, fuse, robust_fit
@@ -75,6 +75,7 @@ class CpuEngine:
         dense_topology()
         default_morph()
         compose.warm_up()
+        visibility.warm_up()
 
     def close(self) -> None:
         for model in self._closables:

@@ -39,9 +39,8 @@ def skin_likeness(colours: np.ndarray, seen: np.ndarray, covered: np.ndarray) ->
         return np.ones(seen.shape, np.float32)
     centre = np.median(reference, axis=0)
     spread = np.maximum(ROBUST_SIGMA * np.median(np.abs(reference - centre), axis=0), SPREAD_FLOOR)
-    z = (values - centre) / spread
-    z[..., 2] /= LUMA_DISCOUNT
-    distance = np.sqrt((z * z).sum(axis=-1))
+    z = [(values[..., k] - centre[k]) / spread[k] for k in range(3)]
+    distance = np.sqrt(z[0] * z[0] + z[1] * z[1] + (z[2] / LUMA_DISCOUNT) ** 2)   # a sum over a last axis of 3 is slow
     likeness = np.clip((FAR - distance) / (FAR - NEAR), 0.0, 1.0)
     likeness = cv2.erode(likeness, np.ones((5, 5), np.uint8))     # texels near a border mix both colours
     return np.where(region.allowed, 1.0, likeness).astype(np.float32)

@@ -21,7 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from face3d.shared.engines.cpu.compose import blend
+from face3d.shared.engines.cpu.compose import blend, interpolate
 from face3d.shared.engines.cpu.mesh import PosedMesh
 from face3d.shared.engines.cpu.occlusion import Occlusion, find_occlusion
 from face3d.shared.engines.cpu.skin import skin_likeness
@@ -135,7 +135,7 @@ def bake(photo: np.ndarray, mesh: PosedMesh, size: int,
 def observe(photo: np.ndarray, mesh: PosedMesh, coarse: int) -> View:
     r = raster(coarse)
     per_vertex = np.c_[mesh.xy, mesh.depth, mesh.facing].astype(np.float32)
-    texels = np.einsum("kj,kjd->kd", r.weights, per_vertex[r.corners])
+    texels = interpolate(r.weights, r.corners, per_vertex)
     covered = np.zeros((coarse, coarse), dtype=bool)
     covered[r.texel_rows, r.texel_cols] = True
     seen, rim = _seen(photo.shape, mesh, r, texels, covered)
@@ -218,16 +218,12 @@ def skin_fill(colours: np.ndarray, w: Weights, skin: np.ndarray) -> np.ndarray:
 
 
 def _compose(colours: np.ndarray, w: Weights, fill: np.ndarray, rounded: bool = True) -> np.ndarray:
-    if rounded:
-        return blend(colours, w.own, w.mirror, fill)
-    rest = np.clip(1.0 - w.own - w.mirror, 0.0, 1.0)[..., None]
-    blended = (colours.astype(np.float32) * w.own[..., None] + colours[:, ::-1].astype(np.float32) * w.mirror[..., None]
-               + fill.astype(np.float32) * rest)
-    return blended
+    return blend(colours, w.own, w.mirror, fill, rounded)
 
 
 def _sample(photo: np.ndarray, mapping: np.ndarray) -> np.ndarray:
-    return cv2.remap(photo, mapping[:, :, 0], mapping[:, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # the (H, W, 2) map as one argument: its x and y planes as two would be strided views OpenCV first copies
+    return cv2.remap(photo, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _resized(weight: np.ndarray, size: int) -> np.ndarray:

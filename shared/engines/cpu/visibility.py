@@ -1,15 +1,17 @@
 """Self-occlusion test: rasterise the posed mesh into a depth buffer in photo space, then ask whether a surface
 point is the nearest surface along its line of sight (on a turned face the nose hides part of the far side).
 
-The rasteriser is vectorised over (triangle, pixel) pairs: every triangle's bounding box of buffer pixels is
-enumerated at once, barycentric coordinates pick the covered pixel centres, and ``np.maximum.at`` keeps the
-nearest depth per pixel. At 192 px across the face that is ~25k pairs for ~2.7k front-facing triangles (~3 ms).
+The rasteriser walks every triangle's bounding box of buffer pixels in one compiled loop (numba): barycentric
+planes pick the covered pixel centres and the nearest depth per pixel is kept. It replaced a numpy version over
+(triangle, pixel) pairs with ``np.maximum.at`` (the same buffer, bit for bit): ~10 -> ~5 ms a face with its edge
+distances, at 192 px across the face and ~2.7k front-facing triangles.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import cv2
+import numba
 import numpy as np
 
 BUFFER_SIDE = 192            # depth-buffer pixels across the face's longer projected side
@@ -53,8 +55,10 @@ def rasterise(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, step: fl
     points = ((xy - origin) * scale).astype(np.float64)
     width, height = (np.ceil(points.max(axis=0)).astype(int) + 2).tolist()
     buffer = np.full(height * width, EMPTY, dtype=np.float32)
-    rows, cols, values = _covered_pixels(points[triangles], depth[triangles].astype(np.float64))
-    np.maximum.at(buffer, rows * width + cols, values.astype(np.float32))
+    corners = points[triangles]
+    low = np.ceil(corners.min(axis=1)).astype(np.int64)
+    spans = np.maximum(np.floor(corners.max(axis=1)).astype(np.int64) - low + 1, 0)
+    _nearest_depths(_planes(corners, depth[triangles].astype(np.float64)), low, spans, width, buffer)
     buffer = buffer.reshape(height, width)
     # grow occluders by a pixel so a far surface cannot peek through at a silhouette's rounded edge
     grown = cv2.dilate(buffer, _SQUARE)
@@ -71,29 +75,30 @@ def _edge_distance(buffer: np.ndarray, step: float) -> np.ndarray:
     return cv2.distanceTransform(smooth, cv2.DIST_L2, 3)
 
 
-def _covered_pixels(corners: np.ndarray, depths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, col, depth) of every pixel centre inside a triangle; corners (M, 3, 2) buffer px, depths (M, 3).
-
-    Each triangle's two barycentric weights and its depth are planes a*x + b*y + c over the buffer, so each
-    (triangle, pixel) pair costs three plane evaluations.
-    """
-    low = np.ceil(corners.min(axis=1)).astype(np.int32)
-    spans = np.maximum(np.floor(corners.max(axis=1)).astype(np.int32) - low + 1, 0)
-    planes = _planes(corners, depths)                  # (M, 3 planes, 3 coefficients)
-    counts = np.where(np.isfinite(planes).all(axis=(1, 2)), spans[:, 0] * spans[:, 1], 0)
-    triangle = np.repeat(np.arange(len(corners), dtype=np.int32), counts)
-    local = np.arange(int(counts.sum()), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
-    span_x = spans[triangle, 0]
-    rows = local // span_x
-    cols = local - rows * span_x + low[triangle, 0]
-    rows += low[triangle, 1]
-    x, y = cols.astype(np.float32), rows.astype(np.float32)
-    p = np.ascontiguousarray(planes.reshape(-1, 9).T)[:, triangle]        # (9, pairs): contiguous rows
-    w1 = p[0] * x + p[1] * y + p[2]
-    w2 = p[3] * x + p[4] * y + p[5]
-    inside = (w1 >= -1e-4) & (w2 >= -1e-4) & (w1 + w2 <= 1.0001)
-    z = p[6] * x + p[7] * y + p[8]
-    return rows[inside], cols[inside], z[inside]
+@numba.njit(cache=True, nogil=True)
+def _nearest_depths(planes, low, spans, width, buffer):  # pragma: no cover - compiled
+    """Keep in ``buffer`` (flat, row-major, ``width`` wide) the largest depth of every pixel centre (integer
+    coordinates) inside a triangle. ``planes`` (M, 3, 3) float32: barycentric weights 1 and 2 and the depth as
+    a * x + b * y + c, evaluated in float32 as the vectorised version did; ``low``/``spans``: each triangle's pixel
+    bounding box."""
+    edge, one = np.float32(-1e-4), np.float32(1.0001)
+    for t in range(planes.shape[0]):
+        if not np.isfinite(planes[t]).all():
+            continue
+        p = planes[t]
+        for r in range(spans[t, 1]):
+            row = low[t, 1] + r
+            y = np.float32(row)
+            for c in range(spans[t, 0]):
+                col = low[t, 0] + c
+                x = np.float32(col)
+                w1 = p[0, 0] * x + p[0, 1] * y + p[0, 2]
+                w2 = p[1, 0] * x + p[1, 1] * y + p[1, 2]
+                if w1 >= edge and w2 >= edge and w1 + w2 <= one:
+                    z = p[2, 0] * x + p[2, 1] * y + p[2, 2]
+                    pixel = row * width + col
+                    if 0 <= pixel < buffer.shape[0] and z > buffer[pixel]:
+                        buffer[pixel] = z
 
 
 def _planes(corners: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -115,3 +120,9 @@ def _planes(corners: np.ndarray, z: np.ndarray) -> np.ndarray:
         planes[:, k, :2] = gradient
         planes[:, k, 2] = at_a - (gradient * a).sum(axis=1)
     return planes.astype(np.float32)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the rasteriser at engine load, not in the first job."""
+    xy = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    rasterise(xy, np.zeros(3), np.array([[0, 1, 2]]), step=1.0, side=8)
