@@ -40,6 +40,7 @@ bench-threads: install   # 1 process x N threads vs N processes x 1 thread (and 
 
 bench-latency: install   # submit -> mesh ready -> succeeded over 50 jobs through face3d serve (JOBS=N)
 	$(BIN)/python bench/bench_latency.py --jobs $(or $(JOBS),50)
+	$(BIN)/python bench/bench_latency.py --jobs $(or $(JOBS),50) --prefer-wait
 
 bench-api: install
 	$(BIN)/python bench/bench_api.py

@@ -1,11 +1,14 @@
 """Latency seen by a client: submit -> "mesh ready" -> succeeded, p50/p95 over N jobs through the embedded
 `face3d serve` (SQLite, local files, embedded broker, one worker process) on a free port.
 
-Run: ``.venv/bin/python bench/bench_latency.py [--jobs 50] [--photo PATH] [--poll-ms 20]`` (``make bench-latency``).
-One job at a time (latency, not throughput); the client polls GET /v1/jobs/{id} every ``--poll-ms``. "Mesh ready"
+Run: ``.venv/bin/python bench/bench_latency.py [--jobs 50] [--photo PATH] [--poll-ms 20] [--prefer-wait]``
+(``make bench-latency`` runs both clients). One job at a time (latency, not throughput); the client polls
+GET /v1/jobs/{id} every ``--poll-ms``, or with ``--prefer-wait`` holds one `Prefer: wait` request for the mesh
+(``wait_for=mesh``) and then one for the end: the server checks every WAIT_POLL_S (50 ms), so that client sees each
+milestone up to 50 ms late, but its polling does not take CPU from the worker. "Mesh ready"
 is the first poll whose job shows every mesh artifact (face_<i>.obj/.mtl/_texture.png/.glb, result.json) with
 ready = true (or the job succeeded, on a server without per-artifact readiness). The worker's own numbers
-(timings_ms.mesh_ready, from the job's start) are printed too. Prints tables; asserts nothing.
+(timings_ms.mesh_ready, from the job's start, and each stage's p50) are printed too. Prints tables; asserts nothing.
 """
 from __future__ import annotations
 
@@ -77,6 +80,22 @@ def one_job(session: requests.Session, url: str, photo: bytes, poll_s: float) ->
     return ((mesh_at or end) - start) * 1000, (end - start) * 1000, job
 
 
+def one_waiting_job(session: requests.Session, url: str, photo: bytes) -> tuple[float, float, dict]:
+    """The client an app would write: `Prefer: wait` for the mesh (``wait_for=mesh``), then for the end."""
+    start = time.perf_counter()
+    response = session.post(f"{url}/v1/jobs", files={"image": ("photo.jpg", photo)}, timeout=30)
+    response.raise_for_status()
+    job_id, wait = response.json()["id"], {"Prefer": "wait=30"}
+    job = session.get(f"{url}/v1/jobs/{job_id}", params={"wait_for": "mesh"}, headers=wait, timeout=60).json()
+    mesh_at = time.perf_counter()
+    while job["state"] not in ("succeeded", "failed", "canceled"):
+        job = session.get(f"{url}/v1/jobs/{job_id}", headers=wait, timeout=60).json()
+    end = time.perf_counter()
+    if job["state"] != "succeeded" or not mesh_ready(job):
+        raise SystemExit(f"job {job_id} {job['state']}: {job.get('error')}")
+    return (mesh_at - start) * 1000, (end - start) * 1000, job
+
+
 def row(name: str, values: list[float]) -> str:
     return f"{name:<28} {statistics.median(values):>9.0f} {np.percentile(values, 95):>9.0f}"
 
@@ -86,6 +105,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--photo", type=Path, default=PHOTO)
     parser.add_argument("--poll-ms", type=float, default=20.0)
+    parser.add_argument("--prefer-wait", action="store_true",
+                        help="the client waits with `Prefer: wait` (wait_for=mesh, then the end) instead of polling")
     parser.add_argument("--warm-up", type=int, default=2, help="jobs run first and not counted (engine load)")
     args = parser.parse_args()
     photo = args.photo.read_bytes()
@@ -97,17 +118,24 @@ def main() -> None:
             session = requests.Session()
             for _ in range(args.warm_up):
                 one_job(session, url, photo, args.poll_ms / 1000)
-            runs = [one_job(session, url, photo, args.poll_ms / 1000) for _ in range(args.jobs)]
+            run = (lambda: one_waiting_job(session, url, photo)) if args.prefer_wait else \
+                (lambda: one_job(session, url, photo, args.poll_ms / 1000))
+            runs = [run() for _ in range(args.jobs)]
         finally:
             serve.send_signal(signal.SIGINT)
             serve.wait(timeout=60)
     mesh, done = [r[0] for r in runs], [r[1] for r in runs]
     worker_mesh = [r[2]["timings_ms"].get("mesh_ready", float("nan")) for r in runs]
-    print(f"{args.jobs} jobs, {args.photo.name}, default options, polling every {args.poll_ms:g} ms, one at a time")
+    client = "waiting with Prefer: wait" if args.prefer_wait else f"polling every {args.poll_ms:g} ms"
+    print(f"{args.jobs} jobs, {args.photo.name}, default options, {client}, one at a time")
     print(f"{'':<28} {'p50 ms':>9} {'p95 ms':>9}")
     print(row("submit -> mesh ready", mesh))
     print(row("submit -> succeeded", done))
     print(row("worker: start -> mesh stored", worker_mesh))
+    stages = sorted({stage for r in runs for stage in r[2]["timings_ms"]} - {"mesh_ready"})
+    print("the worker's stage timings (result.json timings_ms), p50 ms: " + ", ".join(
+        f"{stage} {statistics.median(r[2]['timings_ms'].get(stage, float('nan')) for r in runs):.1f}"
+        for stage in stages))
 
 
 if __name__ == "__main__":
