@@ -62,6 +62,30 @@ def test_a_job_taken_back_from_a_lost_worker_goes_to_the_front_lane_read_first(r
     client.delete("cpu", "cpu.front", "batch", "batch.front")
 
 
+def test_batch_items_are_the_messages_send_task_makes(redis_url, tmp_path):
+    """send_items builds its messages without send_task (3x faster): they must stay what send_task would send,
+    with only the ids differing, or workers and monitoring tools would read them differently."""
+    from face3d.shared.queue import BATCH_TASK_NAME
+
+    queue = JobQueue.from_settings(load_settings({}, data_dir=tmp_path, broker_url=redis_url))
+    client = redis.Redis.from_url(redis_url)
+    client.delete("batch")
+    queue.celery_app.send_task(BATCH_TASK_NAME, args=["item-1"], queue="batch", routing_key="batch")
+    queue.send_items(["item-1", "item-2"], "cpu")
+    reference, fast, second = [json.loads(raw) for raw in reversed(client.lrange("batch", 0, -1))]
+    client.delete("batch")
+    ids = {"id", "root_id", "origin"}
+    assert {k: v for k, v in fast["headers"].items() if k not in ids} == \
+        {k: v for k, v in reference["headers"].items() if k not in ids}
+    assert fast["headers"]["root_id"] == fast["headers"]["id"] != second["headers"]["id"]
+    assert second["headers"]["argsrepr"] == "['item-2']"
+    assert fast["body"] == reference["body"] and fast["content-type"] == reference["content-type"]
+    properties = {"correlation_id", "delivery_tag"}
+    assert {k: v for k, v in fast["properties"].items() if k not in properties} == \
+        {k: v for k, v in reference["properties"].items() if k not in properties}
+    assert fast["properties"]["correlation_id"] == fast["headers"]["id"]
+
+
 def test_celery_config_is_safe_for_long_jobs(tmp_path):
     settings = load_settings({"JOB_TIME_LIMIT_S": "900"}, data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
     conf = make_celery(settings).conf
