@@ -8,7 +8,8 @@ so the clip loops without a jump (60 = +-30 degrees, like HRN); the 1/3 phase ke
 from sharing a yaw. 360 is a full turn at constant speed.
 Encoding: H.264 in process through PyAV's FFmpeg (x264 ultrafast, yuv420p, even side: an odd ``render_size`` is
 rounded down). It replaced piping raw frames to the ffmpeg binary of imageio-ffmpeg: a 30-frame 512^2 clip went from
-~92 to ~60 ms (no process start, no 23 MB pipe), and to ~35 ms with the frames converted to YUV by OpenCV (``yuv420``). turntable.gif (opt-in) through Pillow with one palette for the clip.
+~92 to ~60 ms (no process start, no 23 MB pipe); converting the frames to YUV with OpenCV (``yuv420``) took about
+a fifth off that again. turntable.gif (opt-in) through Pillow with one palette for the clip.
 Frames render on the job's bounded thread pool (shared/threads.py; the kernels release the GIL).
 """
 from __future__ import annotations
