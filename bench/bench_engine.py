@@ -140,7 +140,7 @@ def main() -> None:
         one_face = args.faces_dir / ONE_FACE_PHOTO
         if one_face.is_file():
             bench_one_face(engine, one_face, 20, workdir)
-            bench_turntable(engine, one_face, 5, workdir)
+            bench_turntable(engine, one_face, 10, workdir)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS {peak_mib:.0f} MiB")
 
